@@ -1,0 +1,82 @@
+"""Defaults and limits in one place. Every value can be set by an environment variable POSE_STUDIO_<NAME>;
+the CLIs and app.py override them with flags through `Settings.replace`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+ENV_PREFIX = "POSE_STUDIO_"
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pose-studio"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide configuration. Field names map to env vars: `max_pixels` ← POSE_STUDIO_MAX_PIXELS."""
+
+    # Pose engine (DWPose on onnxruntime)
+    dwpose_repo: str = "yzd-v/DWPose"
+    dwpose_dir: str = ""  # local folder with yolox_l.onnx and dw-ll_ucoco_384.onnx; empty = Hugging Face Hub
+    pose_models: str = "dwpose"  # "dwpose" (real weights) or "tiny" (generated stand-in, no download)
+    pose_device: str = "auto"  # auto | cpu | cuda
+
+    # Generation engine (SDXL + ControlNet OpenPose in diffusers)
+    preset: str = "sdxl"  # sdxl | tiny
+    base_model: str = "stabilityai/stable-diffusion-xl-base-1.0"
+    controlnet_model: str = "xinsir/controlnet-openpose-sdxl-1.0"
+    vae_model: str = "madebyollin/sdxl-vae-fp16-fix"
+    device: str = "auto"  # auto | cpu | cuda | mps
+    dtype: str = "auto"  # auto | fp16 | bf16 | fp32
+    cpu_offload: bool = False
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+
+    # Limits
+    max_pixels: int = 40_000_000  # decoded image size cap, checked from the header
+    max_upload_mb: int = 25
+    max_samples: int = 4
+    sweep_max_cells: int = 16
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = 7860
+    concurrency_limit: int = 1
+    max_queue_size: int = 16
+
+    cache_dir: str = str(_default_cache_dir())
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read POSE_STUDIO_* variables; a malformed value raises ValueError naming the variable."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is None:
+                continue
+            values[field.name] = _parse(field.name, field.type, raw)
+        return cls(**values)
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with the non-None changes applied (CLI flags left unset keep the env/default value)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _parse(name: str, type_name: object, raw: str) -> object:
+    kind = str(type_name)
+    try:
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return lowered in {"1", "true", "yes", "on"}
+        if kind == "int":
+            return int(raw)
+        return raw
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
