@@ -1,0 +1,647 @@
+"""X/Y parameter sweep: run one generation request over a grid of parameter values and lay the results out
+as a labelled image, so a designer can compare settings side by side.
+
+The sweep is a thin layer over `GenerationEngine`: the axes say which `GenerationRequest` field each value
+sets, `GenerationRequest.validate()` stays the only place that knows the ranges, and the images are saved
+with the engine's own PNG writer."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import difflib
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from pipelines.errors import Cancelled, ValidationError
+from pipelines.generation import SCHEDULERS, GenerationEngine, GenerationRequest, PoseInput
+from pipelines.settings import ENV_PREFIX, Settings
+
+RANGE_MAX_VALUES = 1000
+"""A range may expand to at most this many values: a typo like `1-1e9` fails at once instead of filling
+memory before the cell cap gets to speak."""
+
+
+class _ItemError(ValueError):
+    """One comma item is unreadable; the message is the phrase that follows the quoted item."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading one comma item of value text
+
+
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_RANGE = re.compile(
+    rf"(?P<start>{_NUMBER})\s*-\s*(?P<end>{_NUMBER})"
+    rf"\s*(?:\(\s*(?P<step>{_NUMBER})\s*\)|\[\s*(?P<count>{_NUMBER})\s*\])?"
+)
+
+
+def _decimal(token: str, number_type: type, part: str = "") -> Decimal:
+    """`token` as an exact Decimal (so `1-0 (-0.25)` gives 0.75, not 0.7500000001); `part` names the piece
+    of a range in the message."""
+    where = f'{part} "{token}" ' if part else ""
+    if not re.fullmatch(_NUMBER, token):
+        raise _ItemError(f"has {where}that is not a number" if part else "is not a number")
+    value = Decimal(token)
+    if number_type is int and value != value.to_integral_value():
+        raise _ItemError(f"has {where}that is not a whole number" if part else "is not a whole number")
+    return value
+
+
+def _read_numbers(token: str, number_type: type) -> list[Any]:
+    """A number, or a range: `4-10` (step 1), `4-10 (+2)`, `1-0 (-0.25)`, or `1-10 [4]` (4 evenly spaced)."""
+    if re.fullmatch(_NUMBER, token):
+        return [number_type(_decimal(token, number_type))]
+    match = _RANGE.fullmatch(token)
+    if match is None:
+        raise _ItemError("is not a number" + ("" if "-" not in token else ' or a range like "4-10 (+2)"'))
+    start = _decimal(match["start"], number_type, "a start")
+    end = _decimal(match["end"], number_type, "an end")
+    if match["count"] is not None:
+        count = _decimal(match["count"], int, "a count")
+        if count < 1:
+            raise _ItemError("asks for no values: the count in [ ] must be 1 or more")
+        span = (end - start) / max(int(count) - 1, 1)
+        values = [start + span * i for i in range(int(count))]
+    else:
+        step = (
+            _decimal(match["step"], number_type, "a step")
+            if match["step"]
+            else Decimal(1 if end >= start else -1)
+        )
+        if step == 0:
+            raise _ItemError("has a step of 0")
+        if (end - start) * step < 0:
+            raise _ItemError(f"never reaches {end}: the step {step:+} goes the other way")
+        count = int((end - start) / step) + 1
+        if count > RANGE_MAX_VALUES:
+            raise _ItemError(f"gives {count} values; a range may give at most {RANGE_MAX_VALUES}")
+        values = [start + step * i for i in range(count)]
+    return [number_type(round(value)) if number_type is int else float(value) for value in values]
+
+
+def _read_whole_numbers(token: str) -> list[Any]:
+    return _read_numbers(token, int)
+
+
+def _read_decimal_numbers(token: str) -> list[Any]:
+    return _read_numbers(token, float)
+
+
+def _read_scheduler(token: str) -> list[Any]:
+    """A scheduler name matched case- and spacing-insensitively to its canonical spelling."""
+    canonical = {" ".join(name.split()).casefold(): name for name in SCHEDULERS}
+    key = " ".join(token.split()).casefold()
+    if key in canonical:
+        return [canonical[key]]
+    close = difflib.get_close_matches(key, canonical, n=1)
+    hint = f'did you mean "{canonical[close[0]]}"? ' if close else ""
+    raise _ItemError(f"is not a scheduler; {hint}choose from: {', '.join(SCHEDULERS)}")
+
+
+def _read_text(token: str) -> list[Any]:
+    return [token]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What a value does to the request
+
+
+def _sets(field: str) -> Callable[[GenerationRequest, Sequence[Any], Any], dict[str, Any]]:
+    def changes(request: GenerationRequest, values: Sequence[Any], value: Any) -> dict[str, Any]:
+        return {field: value}
+
+    return changes
+
+
+def _replace_in_prompt(request: GenerationRequest, values: Sequence[Any], value: Any) -> dict[str, Any]:
+    """Prompt S/R: the first value is a term of the prompt; each value takes its place in turn."""
+    term = values[0]
+    if term not in request.prompt:
+        raise ValidationError(
+            f'the first value "{term}" is not in the prompt; prompt S/R replaces that term with each value'
+        )
+    return {"prompt": request.prompt.replace(term, value)}
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One parameter a sweep can vary."""
+
+    name: str  # the key used by the CLI, the API and sweep.json
+    title: str  # drawn on the grid and shown in the UI
+    read: Callable[[str], list[Any]]  # one comma item -> its value(s); raises _ItemError
+    changes: Callable[[GenerationRequest, Sequence[Any], Any], dict[str, Any]]  # value -> request fields
+    example: str  # value text shown as a placeholder and in messages
+
+
+AXES: dict[str, Axis] = {
+    axis.name: axis
+    for axis in (
+        Axis("scheduler", "Scheduler", _read_scheduler, _sets("scheduler"), "Euler a, DDIM"),
+        Axis(
+            "num_inference_steps", "Steps", _read_whole_numbers, _sets("num_inference_steps"), "10-30 (+10)"
+        ),
+        Axis(
+            "guidance_scale", "Guidance scale", _read_decimal_numbers, _sets("guidance_scale"), "3, 5.5, 7.5"
+        ),
+        Axis(
+            "controlnet_scale",
+            "ControlNet scale",
+            _read_decimal_numbers,
+            _sets("controlnet_scale"),
+            "0.5-1 (+0.25)",
+        ),
+        Axis("seed", "Seed", _read_whole_numbers, _sets("seed"), "1, 2, 3, 4"),
+        Axis(
+            "control_guidance_end",
+            "ControlNet end",
+            _read_decimal_numbers,
+            _sets("control_guidance_end"),
+            "1-0.5 (-0.25)",
+        ),
+        Axis("prompt", "Prompt S/R", _read_text, _replace_in_prompt, "red, blue, green"),
+    )
+}
+
+
+def axis_by_name(name: str) -> Axis:
+    """The axis called `name` (its key or its title, any case)."""
+    for axis in AXES.values():
+        if name.strip().casefold() in (axis.name, axis.title.casefold()):
+            return axis
+    raise ValidationError(f'"{name}" is not a sweep axis; choose from: {", ".join(AXES)}')
+
+
+def format_value(value: Any) -> str:
+    """A value as it is drawn on the grid: `5.5`, not `5.500000`; text as it is."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Value text
+
+
+@dataclass(frozen=True)
+class _Item:
+    value: Any
+    number: int  # 1-based position of the comma item the value came from
+    token: str
+
+
+def _read_items(text: str, axis: Axis, label: str) -> list[_Item]:
+    if not text.strip():
+        raise ValidationError(f'{label}: nothing to sweep; write values like "{axis.example}"')
+    # csv so that prompt S/R values may hold commas inside quotes: `"red, white", blue`
+    tokens = next(csv.reader([text.replace("\n", ",")], skipinitialspace=True))
+    items = []
+    for number, raw in enumerate(tokens, 1):
+        token = raw.strip()
+        try:
+            if not token:
+                raise _ItemError("is empty")
+            items.extend(_Item(value, number, token) for value in axis.read(token))
+        except _ItemError as error:
+            item = f'item {number} ("{token}")' if token else f"item {number}"
+            raise ValidationError(f'{label}: "{text.strip()}" — {item} {error}') from None
+    return items
+
+
+def parse_values(text: str, axis: str | Axis, label: str = "Values") -> list[Any]:
+    """The values written in `text` for `axis`: comma lists (`3, 5.5, 7.5`), ranges (`4-10 (+2)`,
+    `1-0 (-0.25)`, `1-10 [4]`), scheduler names in any case. Raises ValidationError quoting the bad item."""
+    axis = axis if isinstance(axis, Axis) else axis_by_name(axis)
+    return [item.value for item in _read_items(text, axis, label)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Plan
+
+
+@dataclass(frozen=True)
+class AxisValues:
+    """One axis of a planned sweep with the values it takes, in order."""
+
+    axis: Axis
+    values: tuple[Any, ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(format_value(value) for value in self.values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"axis": self.axis.name, "title": self.axis.title, "values": list(self.values)}
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    """One image of the grid: its place and the exact request that makes it."""
+
+    index: int  # row-major: row * columns + column
+    row: int
+    column: int
+    request: GenerationRequest
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated sweep: cells in row-major order, and the batches they run in."""
+
+    x: AxisValues
+    y: AxisValues | None
+    cells: tuple[SweepCell, ...]
+    batches: tuple[tuple[int, ...], ...]  # cell indices; a batch is one multi-sample request
+
+    @property
+    def columns(self) -> int:
+        return len(self.x.values)
+
+    @property
+    def rows(self) -> int:
+        return len(self.y.values) if self.y else 1
+
+    def batch_request(self, batch: Sequence[int]) -> GenerationRequest:
+        """One request for the cells of `batch`: they differ only in seed, and sample k uses seed + k."""
+        return dataclasses.replace(self.cells[batch[0]].request, samples=len(batch))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "x": self.x.to_json(),
+            "y": self.y.to_json() if self.y else None,
+            "rows": self.rows,
+            "columns": self.columns,
+        }
+
+
+def plan_sweep(
+    request: GenerationRequest,
+    x_axis: str,
+    x_values: str,
+    y_axis: str | None = None,
+    y_values: str = "",
+    *,
+    settings: Settings,
+) -> SweepPlan:
+    """Check the axes and their values against the cap and the request's own validation, and lay out the
+    cells. Every cell gets the same seed unless seed is an axis; a random seed (-1) is drawn once here."""
+    request.validate()
+    x = axis_by_name(x_axis)
+    y = axis_by_name(y_axis) if y_axis else None
+    if y is x:
+        raise ValidationError(f"X and Y are both {x.title}; pick two different parameters")
+    x_items = _read_items(x_values, x, "X values")
+    y_items = _read_items(y_values, y, "Y values") if y else [_Item(None, 0, "")]
+    _check_cap(len(x_items), len(y_items) if y else None, settings.sweep_max_cells)
+
+    base = dataclasses.replace(request, samples=1)
+    if AXES["seed"] not in (x, y):
+        base = dataclasses.replace(base, seed=resolve_seed(base.seed))
+    x_items = [dataclasses.replace(item, value=_resolved(x, item.value)) for item in x_items]
+    y_items = (
+        [dataclasses.replace(item, value=_resolved(y, item.value)) for item in y_items] if y else y_items
+    )
+    x_changes = _value_changes(base, x, x_items, "X values")
+    y_changes = _value_changes(base, y, y_items, "Y values") if y else [{}]
+
+    cells = tuple(
+        SweepCell(
+            index=row * len(x_changes) + column,
+            row=row,
+            column=column,
+            request=dataclasses.replace(base, **x_change, **y_change),
+        )
+        for row, y_change in enumerate(y_changes)
+        for column, x_change in enumerate(x_changes)
+    )
+    return SweepPlan(
+        x=AxisValues(x, tuple(item.value for item in x_items)),
+        y=AxisValues(y, tuple(item.value for item in y_items)) if y else None,
+        cells=cells,
+        batches=_batches(cells, settings.max_samples),
+    )
+
+
+def _check_cap(columns: int, rows: int | None, max_cells: int) -> None:
+    cells = columns * (rows or 1)
+    if cells > max_cells:
+        shape = f"{columns}×{rows} = {cells}" if rows else f"{cells}"
+        raise ValidationError(
+            f"this sweep has {shape} cells; the limit is {max_cells} ({ENV_PREFIX}SWEEP_MAX_CELLS)"
+        )
+
+
+def _resolved(axis: Axis | None, value: Any) -> Any:
+    """Seed -1 in a seed axis means a random seed, drawn now so the grid is reproducible from sweep.json."""
+    return resolve_seed(value) if axis is AXES["seed"] else value
+
+
+def _value_changes(
+    base: GenerationRequest, axis: Axis, items: Sequence[_Item], label: str
+) -> list[dict[str, Any]]:
+    """The request fields each value sets, each checked by `GenerationRequest.validate` so the ranges live
+    in one place; a bad value is reported with the item it came from."""
+    values = [item.value for item in items]
+    all_changes = []
+    for item in items:
+        try:
+            changes = axis.changes(base, values, item.value)
+            dataclasses.replace(base, **changes).validate()
+        except ValidationError as error:
+            origin = f'item {item.number} ("{item.token}")'
+            if format_value(item.value) != item.token:
+                origin += f" gives {format_value(item.value)}"
+            raise ValidationError(f"{label}: {origin}: {error}") from None
+        all_changes.append(changes)
+    return all_changes
+
+
+def _batches(cells: Sequence[SweepCell], max_batch: int) -> tuple[tuple[int, ...], ...]:
+    """Group cells whose requests differ only by consecutive seeds into multi-sample requests (the engine
+    gives sample k the seed + k); any other difference means a request of its own."""
+    groups: list[tuple[GenerationRequest, list[SweepCell]]] = []
+    for cell in cells:
+        key = dataclasses.replace(cell.request, seed=0)
+        group = next((members for group_key, members in groups if group_key == key), None)
+        if group is None:
+            groups.append((key, [cell]))
+        else:
+            group.append(cell)
+    batches: list[list[int]] = []
+    for _, members in groups:
+        run: list[SweepCell] = []
+        for cell in members:
+            if run and (cell.request.seed != run[-1].request.seed + 1 or len(run) == max_batch):
+                batches.append([member.index for member in run])
+                run = []
+            run.append(cell)
+        batches.append([member.index for member in run])
+    return tuple(tuple(batch) for batch in batches)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Run
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """Where a running sweep is: the batch of cells now denoising and its step."""
+
+    cells_done: int
+    cells_total: int
+    batch: tuple[int, ...]  # cell indices now running
+    step: int
+    steps: int
+
+    @property
+    def fraction(self) -> float:
+        """Of the whole grid, counting every cell alike."""
+        running = len(self.batch) * self.step / self.steps if self.steps else 0.0
+        return (self.cells_done + running) / self.cells_total
+
+    def describe(self) -> str:
+        first, last = self.batch[0] + 1, self.batch[-1] + 1
+        cells = f"cell {first}" if first == last else f"cells {first}–{last}"
+        return f"{cells} of {self.cells_total} · step {self.step}/{self.steps}"
+
+
+@dataclass(frozen=True)
+class SweepCellResult:
+    """A finished cell, passed to `on_cell` so a caller can redraw the grid as it fills in."""
+
+    cell: SweepCell
+    image: Image.Image
+    parameters: dict[str, Any]  # the resolved request of this one image (its own seed)
+
+
+ProgressCallback = Callable[[SweepProgress], None]
+CellCallback = Callable[[SweepCellResult], None]
+
+
+def run_sweep(
+    engine: GenerationEngine,
+    plan: SweepPlan,
+    pose: PoseInput,
+    *,
+    progress: ProgressCallback | None = None,
+    on_cell: CellCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> SweepResult:
+    """Run the plan batch by batch. Cancelling stops the grid and keeps the cells already done (the result
+    says `cancelled`); any other failure propagates."""
+    total = len(plan.cells)
+    result = SweepResult(plan, [None] * total, [None] * total)
+    for batch in plan.batches:
+        if cancel is not None and cancel.is_set():
+            result.cancelled = True
+            break
+        cells_done = result.done
+
+        def on_step(
+            step: int, steps: int, batch: tuple[int, ...] = batch, cells_done: int = cells_done
+        ) -> None:
+            progress(SweepProgress(cells_done, total, batch, step, steps))
+
+        try:
+            generated = engine.generate(
+                plan.batch_request(batch), pose, progress=on_step if progress else None, cancel=cancel
+            )
+        except Cancelled:
+            result.cancelled = True
+            break
+        result.conditioning = result.conditioning or generated.conditioning
+        for index, image, parameters in zip(
+            batch, generated.images, _sample_parameters(generated), strict=True
+        ):
+            result.images[index] = image
+            result.parameters[index] = parameters
+            if on_cell is not None:
+                on_cell(SweepCellResult(plan.cells[index], image, parameters))
+    return result
+
+
+@dataclass
+class SweepResult:
+    """The images of a sweep so far, in row-major cell order (None: not done)."""
+
+    plan: SweepPlan
+    images: list[Image.Image | None]
+    parameters: list[dict[str, Any] | None]  # per cell: the resolved request of its image
+    conditioning: Image.Image | None = None  # the pose image every cell was conditioned on
+    cancelled: bool = False
+
+    @property
+    def done(self) -> int:
+        return sum(image is not None for image in self.images)
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [parameters["seed"] if parameters else None for parameters in self.parameters]
+
+    def grid(self) -> Image.Image | None:
+        """The labelled grid, grey where a cell is not done; None while no cell is."""
+        return render_grid(self.plan, self.images) if self.done else None
+
+    def cell_file_name(self, cell: SweepCell) -> str:
+        return f"cell-{cell.index + 1:02d}-r{cell.row + 1}c{cell.column + 1}.png"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.plan.to_json(),
+            "cancelled": self.cancelled,
+            "cells_done": self.done,
+            "cells": [
+                {
+                    "index": cell.index,
+                    "row": cell.row,
+                    "column": cell.column,
+                    "x": self.plan.x.values[cell.column],
+                    "y": self.plan.y.values[cell.row] if self.plan.y else None,
+                    "file": self.cell_file_name(cell) if parameters else None,
+                    "parameters": parameters,
+                }
+                for cell, parameters in zip(self.plan.cells, self.parameters, strict=True)
+            ],
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Grid image
+
+GRID_BACKGROUND = (255, 255, 255)
+GRID_TEXT = (0, 0, 0)
+GRID_PLACEHOLDER = (160, 160, 160)  # a cell not generated (yet, or ever after a cancel)
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom
+
+
+@dataclass(frozen=True)
+class GridText:
+    """A piece of text on the grid, centred in its box; lines already wrapped to the box."""
+
+    box: Box
+    text: str
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where each part of a grid image sits, and the text drawn there."""
+
+    size: tuple[int, int]
+    font_size: int
+    cells: tuple[Box, ...]  # row-major, like the plan's cells
+    x_title: GridText
+    x_labels: tuple[GridText, ...]
+    y_title: GridText | None  # drawn turned a quarter left
+    y_labels: tuple[GridText, ...]
+
+
+def _grid_font(cell_size: tuple[int, int]) -> ImageFont.FreeTypeFont:
+    """Text scales with the cells so labels stay readable at 128 px and at 1024 px."""
+    return ImageFont.load_default(size=max(12, min(cell_size) // 16))
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if line and font.getlength(candidate) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    return "\n".join([*lines, line])
+
+
+def grid_layout(plan: SweepPlan, cell_size: tuple[int, int]) -> GridLayout:
+    """The geometry and text of `plan`'s grid for cells of `cell_size` (width, height): X title and values
+    above the columns, Y title and values left of the rows."""
+    font = _grid_font(cell_size)
+    cell_width, cell_height = cell_size
+    pad = font.size // 2
+    gap = max(2, font.size // 6)
+    line_height = sum(font.getmetrics())
+
+    x_texts = [_wrap(label, font, cell_width - 2 * pad) for label in plan.x.labels]
+    x_labels_height = max(text.count("\n") + 1 for text in x_texts) * line_height + pad
+    y_texts = [_wrap(label, font, cell_width) for label in plan.y.labels] if plan.y else []
+    y_text_width = max((font.getlength(line) for text in y_texts for line in text.split("\n")), default=0)
+    y_labels_width = round(y_text_width) + 2 * pad if plan.y else 0
+    y_title_width = line_height + pad if plan.y else 0
+
+    left = pad + y_title_width + y_labels_width
+    top = pad + line_height + pad + x_labels_height
+    right = left + plan.columns * (cell_width + gap) - gap
+    bottom = top + plan.rows * (cell_height + gap) - gap
+    column_lefts = [left + column * (cell_width + gap) for column in range(plan.columns)]
+    row_tops = [top + row * (cell_height + gap) for row in range(plan.rows)]
+
+    return GridLayout(
+        size=(right + pad, bottom + pad),
+        font_size=font.size,
+        cells=tuple(
+            (
+                column_lefts[cell.column],
+                row_tops[cell.row],
+                column_lefts[cell.column] + cell_width,
+                row_tops[cell.row] + cell_height,
+            )
+            for cell in plan.cells
+        ),
+        x_title=GridText((left, pad, right, pad + line_height), plan.x.axis.title),
+        x_labels=tuple(
+            GridText((x0, top - x_labels_height, x0 + cell_width, top - pad // 2), text)
+            for x0, text in zip(column_lefts, x_texts, strict=True)
+        ),
+        y_title=GridText((pad, top, pad + line_height, bottom), plan.y.axis.title) if plan.y else None,
+        y_labels=tuple(
+            GridText((left - y_labels_width, y0, left - pad, y0 + cell_height), text)
+            for y0, text in zip(row_tops, y_texts, strict=True)
+        )
+        if plan.y
+        else (),
+    )
+
+
+def _draw_text(draw: ImageDraw.ImageDraw, text: GridText, font: ImageFont.FreeTypeFont) -> None:
+    left, top, right, bottom = text.box
+    centre = ((left + right) / 2, (top + bottom) / 2)
+    draw.multiline_text(centre, text.text, fill=GRID_TEXT, font=font, anchor="mm", align="center")
+
+
+def render_grid(plan: SweepPlan, images: Sequence[Image.Image | None]) -> Image.Image:
+    """The labelled grid: `images` in row-major cell order, None for a cell not done (a grey placeholder).
+    At least one image must be there: the cells take its size."""
+    cell_size = next(image.size for image in images if image is not None)
+    layout = grid_layout(plan, cell_size)
+    font = _grid_font(cell_size)
+    grid = Image.new("RGB", layout.size, GRID_BACKGROUND)
+    draw = ImageDraw.Draw(grid)
+    for (left, top, right, bottom), image in zip(layout.cells, images, strict=True):
+        if image is None:
+            draw.rectangle((left, top, right - 1, bottom - 1), fill=GRID_PLACEHOLDER)
+        else:
+            grid.paste(image.convert("RGB"), (left, top))
+    for text in (layout.x_title, *layout.x_labels, *layout.y_labels):
+        _draw_text(draw, text, font)
+    if layout.y_title is not None:
+        left, top, right, bottom = layout.y_title.box
+        title = Image.new("RGB", (bottom - top, right - left), GRID_BACKGROUND)
+        _draw_text(ImageDraw.Draw(title), GridText((0, 0, *title.size), layout.y_title.text), font)
+        grid.paste(title.rotate(90, expand=True), (left, top))
+    return grid
+
+
+def resolve_seed(seed: int) -> int:
+    return seed if seed >= 0 else 42
+
+
+def _sample_parameters(generated: Any) -> list[dict[str, Any]]:
+    return [{**generated.parameters, "samples": 1, "seed": seed} for seed in generated.seeds]

@@ -1,0 +1,220 @@
+"""The X/Y sweep: value text, the plan (cap, seeds, batches), the grid image, and runs on the tiny preset."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.errors import ValidationError
+from pipelines.generation import GenerationRequest
+from pipelines.generation.sweep import (
+    GRID_BACKGROUND,
+    GRID_PLACEHOLDER,
+    grid_layout,
+    parse_values,
+    plan_sweep,
+    render_grid,
+)
+from pipelines.settings import Settings
+
+SETTINGS = Settings(preset="tiny", pose_models="tiny")
+REQUEST = GenerationRequest(prompt="a dancer in a red coat", num_inference_steps=2, width=128, height=128)
+
+
+@pytest.mark.parametrize(
+    ("axis", "text", "values"),
+    [
+        ("guidance_scale", "3, 5.5, 7.5", [3.0, 5.5, 7.5]),
+        ("num_inference_steps", "4-10 (+2)", [4, 6, 8, 10]),
+        ("num_inference_steps", "10-7", [10, 9, 8, 7]),
+        ("num_inference_steps", "1-10 [4]", [1, 4, 7, 10]),
+        ("control_guidance_end", "1-0 (-0.25)", [1.0, 0.75, 0.5, 0.25, 0.0]),
+        ("controlnet_scale", "0.1-0.3 (+0.1), 2", [0.1, 0.2, 0.3, 2.0]),
+        ("seed", "-5--3, 12", [-5, -4, -3, 12]),
+        ("scheduler", "euler A,  ddim", ["Euler a", "DDIM"]),
+        ("Prompt S/R", 'red, "blue, green", gold', ["red", "blue, green", "gold"]),
+    ],
+)
+def test_value_text_reads_lists_ranges_and_names(axis: str, text: str, values: list) -> None:
+    assert parse_values(text, axis) == values
+
+
+@pytest.mark.parametrize(
+    ("axis", "text", "message"),
+    [
+        ("guidance_scale", "7,5x", 'X values: "7,5x" — item 2 ("5x") is not a number'),
+        ("guidance_scale", "3,,4", 'X values: "3,,4" — item 2 is empty'),
+        ("num_inference_steps", "20, 5.5", 'X values: "20, 5.5" — item 2 ("5.5") is not a whole number'),
+        (
+            "num_inference_steps",
+            "4-10 (+0.5)",
+            'X values: "4-10 (+0.5)" — item 1 ("4-10 (+0.5)") has a step "+0.5" that is not a whole number',
+        ),
+        (
+            "guidance_scale",
+            "3, 4-10 (-2)",
+            'X values: "3, 4-10 (-2)" — item 2 ("4-10 (-2)") never reaches 10: '
+            "the step -2 goes the other way",
+        ),
+        ("guidance_scale", "4-10 (0)", 'X values: "4-10 (0)" — item 1 ("4-10 (0)") has a step of 0'),
+        (
+            "guidance_scale",
+            "4-1x0",
+            'X values: "4-1x0" — item 1 ("4-1x0") is not a number or a range like "4-10 (+2)"',
+        ),
+        (
+            "seed",
+            "1-1e9",
+            'X values: "1-1e9" — item 1 ("1-1e9") gives 1000000000 values; a range may give at most 1000',
+        ),
+        ("guidance_scale", "  ", 'X values: nothing to sweep; write values like "3, 5.5, 7.5"'),
+    ],
+)
+def test_bad_value_text_is_quoted_with_its_position(axis: str, text: str, message: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        parse_values(text, axis, "X values")
+    assert str(error.value) == message
+
+
+def test_unknown_scheduler_suggests_the_closest_name() -> None:
+    with pytest.raises(
+        ValidationError,
+        match=r'^Y values: "DDIM, Eulr a" — item 2 \("Eulr a"\) is not a '
+        r'scheduler; did you mean "Euler a"\? choose from: Euler a, ',
+    ):
+        parse_values("DDIM, Eulr a", "scheduler", "Y values")
+
+
+def test_unknown_axis_lists_the_axes() -> None:
+    with pytest.raises(ValidationError, match=r'^"cfg" is not a sweep axis; choose from: scheduler, '):
+        plan_sweep(REQUEST, "cfg", "3, 4", settings=SETTINGS)
+
+
+def test_cap_counts_cells_and_names_the_setting() -> None:
+    with pytest.raises(ValidationError) as error:
+        plan_sweep(REQUEST, "guidance_scale", "1-5", "seed", "1-4", settings=SETTINGS)
+    assert str(error.value) == "this sweep has 5×4 = 20 cells; the limit is 16 (POSE_STUDIO_SWEEP_MAX_CELLS)"
+    with pytest.raises(ValidationError, match=r"^this sweep has 17 cells; the limit is 16 "):
+        plan_sweep(REQUEST, "seed", "1-17", settings=SETTINGS)
+    wider = plan_sweep(
+        REQUEST,
+        "guidance_scale",
+        "1-5",
+        "seed",
+        "1-4",
+        settings=dataclasses.replace(SETTINGS, sweep_max_cells=20),
+    )
+    assert len(wider.cells) == 20
+
+
+def test_values_are_checked_by_the_request_validation() -> None:
+    """The ranges live in GenerationRequest.validate; the sweep only adds where the bad value came from."""
+    with pytest.raises(ValidationError) as expected:
+        dataclasses.replace(REQUEST, num_inference_steps=151).validate()
+    with pytest.raises(ValidationError) as error:
+        plan_sweep(REQUEST, "num_inference_steps", "1-200 (+50)", settings=SETTINGS)
+    assert str(error.value) == f'X values: item 1 ("1-200 (+50)") gives 151: {expected.value}'
+
+
+def test_the_same_axis_twice_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"^X and Y are both Seed; pick two different parameters$"):
+        plan_sweep(REQUEST, "seed", "1, 2", "seed", "3", settings=SETTINGS)
+
+
+def test_prompt_search_replace_swaps_the_first_value_in_turn() -> None:
+    plan = plan_sweep(REQUEST, "prompt", "red, blue, gold", settings=SETTINGS)
+    assert [cell.request.prompt for cell in plan.cells] == [
+        "a dancer in a red coat",
+        "a dancer in a blue coat",
+        "a dancer in a gold coat",
+    ]
+    with pytest.raises(ValidationError) as error:
+        plan_sweep(REQUEST, "prompt", "green, blue", settings=SETTINGS)
+    assert str(error.value) == (
+        'X values: item 1 ("green"): the first value "green" is not in the prompt; '
+        "prompt S/R replaces that term with each value"
+    )
+
+
+def test_cells_are_row_major_and_share_one_resolved_seed() -> None:
+    plan = plan_sweep(
+        REQUEST, "guidance_scale", "3, 5.5, 7.5", "scheduler", "Euler a, DDIM", settings=SETTINGS
+    )
+    assert [(cell.row, cell.column) for cell in plan.cells] == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (1, 0),
+        (1, 1),
+        (1, 2),
+    ]
+    assert [(cell.request.scheduler, cell.request.guidance_scale) for cell in plan.cells] == [
+        ("Euler a", 3.0),
+        ("Euler a", 5.5),
+        ("Euler a", 7.5),
+        ("DDIM", 3.0),
+        ("DDIM", 5.5),
+        ("DDIM", 7.5),
+    ]
+    seeds = {cell.request.seed for cell in plan.cells}
+    assert len(seeds) == 1 and seeds.pop() >= 0  # -1 drawn once for the whole grid
+    assert plan.batches == tuple((index,) for index in range(6))  # nothing but seed may share a request
+
+
+def test_consecutive_seeds_batch_into_multi_sample_requests() -> None:
+    plan = plan_sweep(REQUEST, "seed", "1-6", "guidance_scale", "3, 7", settings=SETTINGS)
+    # max_samples = 4 caps a batch; each row's seeds 1..6 are consecutive
+    assert plan.batches == ((0, 1, 2, 3), (4, 5), (6, 7, 8, 9), (10, 11))
+    assert plan.batch_request((4, 5)) == dataclasses.replace(plan.cells[4].request, samples=2)
+    assert plan.batch_request((4, 5)).seed == 5
+    columns = plan_sweep(REQUEST, "guidance_scale", "3, 7", "seed", "10, 11, 20", settings=SETTINGS)
+    assert columns.batches == ((0, 2), (4,), (1, 3), (5,))
+
+
+def _solid(value: int, size: tuple[int, int] = (128, 128)) -> Image.Image:
+    return Image.new("RGB", size, (value, 255 - value, 40))
+
+
+def test_grid_places_cells_labels_and_placeholders() -> None:
+    plan = plan_sweep(
+        REQUEST, "guidance_scale", "3, 5.5, 7.5", "scheduler", "Euler a, DDIM", settings=SETTINGS
+    )
+    images = [_solid(30 * index) for index in range(6)]
+    images[4] = images[5] = None
+    grid = render_grid(plan, images)
+    layout = grid_layout(plan, (128, 128))
+
+    assert grid.size == layout.size
+    left, top, right, bottom = layout.cells[0]
+    assert (right - left, bottom - top) == (128, 128)
+    assert layout.cells[2][2] < grid.width and layout.cells[5][3] < grid.height
+    pixels = np.asarray(grid)
+    for box, image in zip(layout.cells, images, strict=True):
+        cell = pixels[box[1] : box[3], box[0] : box[2]]
+        expected = np.asarray(image) if image is not None else np.full((128, 128, 3), GRID_PLACEHOLDER)
+        np.testing.assert_array_equal(cell, expected)
+
+    assert layout.x_title.text == "Guidance scale" and layout.y_title.text == "Scheduler"
+    assert [label.text for label in layout.x_labels] == ["3", "5.5", "7.5"]
+    assert [label.text for label in layout.y_labels] == ["Euler a", "DDIM"]
+    strips = [
+        pixels[text.box[1] : text.box[3], text.box[0] : text.box[2]]
+        for text in (layout.x_title, layout.y_title, *layout.x_labels, *layout.y_labels)
+    ]
+    assert min(int((strip.min(axis=2) < 128).sum()) for strip in strips) > 10  # dark text on white
+    x_label_strips = {strip.tobytes() for strip in strips[2:5]}
+    assert len(x_label_strips) == 3  # the same-size boxes of "3", "5.5", "7.5" hold different text
+    assert (pixels[: layout.x_title.box[1]] == GRID_BACKGROUND).all()
+
+
+def test_a_one_axis_grid_has_no_row_labels_and_wraps_long_values() -> None:
+    plan = plan_sweep(REQUEST, "prompt", "red, very long and winding scarlet, gold", settings=SETTINGS)
+    layout = grid_layout(plan, (128, 128))
+    assert layout.y_title is None and layout.y_labels == ()
+    assert [label.text.count("\n") for label in layout.x_labels] == [0, 1, 0]
+    assert layout.size[1] == layout.cells[0][3] + layout.font_size // 2
+    grid = render_grid(plan, [_solid(0), None, None])
+    assert grid.size == layout.size
