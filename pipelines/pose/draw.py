@@ -1,0 +1,218 @@
+"""Drawing poses the way ControlNet OpenPose models were trained to read them.
+
+Every mode is one row of `MODES`: which layers it draws and how opaque it is over a photo. Drawing always
+happens at the requested size from keypoints, never small then upscaled, so line widths stay crisp.
+"""
+
+from __future__ import annotations
+
+import bisect
+import colorsys
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+import cv2
+import numpy as np
+
+from pipelines.errors import ValidationError
+from pipelines.pose.keypoints import VISIBILITY_THRESHOLD, Person, PoseResult
+
+
+class DrawMode(str, Enum):
+    FULL_POSE = "full-pose"
+    BODY_POSE = "body-pose"
+    FACE_POSE = "face-pose"
+    HAND_POSE = "hand-pose"
+    FACE_HAND_MASK = "face-hand-mask"
+    FACE_MASK = "face-mask"
+    HAND_MASK = "hand-mask"
+
+
+class Layer(str, Enum):
+    BODY = "body"
+    HANDS = "hands"
+    FACE = "face"
+    FACE_MASK = "face-mask"
+    HAND_MASK = "hand-mask"
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    layers: tuple[Layer, ...]  # drawn in this order, each for every person
+    overlay_opacity: float  # masks are blended so the photo stays visible under them
+
+
+MODES: dict[DrawMode, ModeSpec] = {
+    DrawMode.FULL_POSE: ModeSpec((Layer.BODY, Layer.HANDS, Layer.FACE), 1.0),
+    DrawMode.BODY_POSE: ModeSpec((Layer.BODY,), 1.0),
+    DrawMode.FACE_POSE: ModeSpec((Layer.FACE,), 1.0),
+    DrawMode.HAND_POSE: ModeSpec((Layer.HANDS,), 1.0),
+    DrawMode.FACE_HAND_MASK: ModeSpec((Layer.FACE_MASK, Layer.HAND_MASK), 0.5),
+    DrawMode.FACE_MASK: ModeSpec((Layer.FACE_MASK,), 0.5),
+    DrawMode.HAND_MASK: ModeSpec((Layer.HAND_MASK,), 0.5),
+}
+
+# OpenPose-18 limbs as (from, to) body indices; the first 17 of OpenPose's 19 are drawn (ControlNet's rule).
+LIMBS = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
+    (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+)  # fmt: skip
+# The OpenPose palette, RGB: colour i is limb i and joint i.
+BODY_COLORS = np.array(
+    [
+        [255, 0, 0], [255, 85, 0], [255, 170, 0], [255, 255, 0], [170, 255, 0], [85, 255, 0],
+        [0, 255, 0], [0, 255, 85], [0, 255, 170], [0, 255, 255], [0, 170, 255], [0, 85, 255],
+        [0, 0, 255], [85, 0, 255], [170, 0, 255], [255, 0, 255], [255, 0, 170], [255, 0, 85],
+    ],
+    np.uint8,
+)  # fmt: skip
+LIMB_COLORS = (BODY_COLORS[: len(LIMBS)] * 0.6).astype(np.uint8)  # limbs are dimmed, joints are not
+HAND_BONES = tuple((0 if i % 4 == 0 else i, i + 1) for i in range(20))  # 5 fingers x 4 bones from the wrist
+HAND_BONE_COLORS = tuple(
+    tuple(int(c) for c in np.rint(np.array(colorsys.hsv_to_rgb(i / len(HAND_BONES), 1.0, 1.0)) * 255))
+    for i in range(len(HAND_BONES))
+)
+HAND_JOINT_COLOR = (0, 0, 255)
+FACE_COLOR = (255, 255, 255)
+MASK_COLOR = (255, 255, 255)
+
+# xinsir's SDXL OpenPose model was trained with widths multiplied by 1 below 500 px (longest side),
+# 2 below 1000, 3 below 2000, ... 7 from 5000 up.
+WIDTH_STEPS_PX = (500, 1000, 2000, 3000, 4000, 5000)
+
+
+@dataclass(frozen=True)
+class Widths:
+    """Stroke sizes in pixels; the defaults are the ControlNet OpenPose annotator's."""
+
+    limb_half_width: int = 4
+    joint_radius: int = 4
+    hand_bone_thickness: int = 2
+    hand_joint_radius: int = 4
+    face_dot_radius: int = 3
+
+    def scaled(self, factor: int) -> Widths:
+        return Widths(*(value * factor for value in vars(self).values()))
+
+
+def width_factor(width: int, height: int) -> int:
+    """xinsir's stroke multiplier for a canvas of this size."""
+    return 1 + bisect.bisect_right(WIDTH_STEPS_PX, max(width, height))
+
+
+def _visible(points: np.ndarray) -> np.ndarray:
+    return points[:, 2] >= VISIBILITY_THRESHOLD
+
+
+def _pixels(points: np.ndarray) -> np.ndarray:
+    return points[:, :2].astype(np.int32)  # truncation, as the reference annotator does
+
+
+def _draw_body(canvas: np.ndarray, person: Person, widths: Widths) -> None:
+    points, visible = person.body, _visible(person.body)
+    for (start, end), color in zip(LIMBS, LIMB_COLORS.tolist(), strict=True):
+        if not (visible[start] and visible[end]):
+            continue
+        (x0, y0), (x1, y1) = points[start, :2], points[end, :2]
+        length = float(np.hypot(x1 - x0, y1 - y0))
+        angle = int(np.degrees(np.arctan2(y0 - y1, x0 - x1)))
+        center = (int((x0 + x1) / 2), int((y0 + y1) / 2))
+        polygon = cv2.ellipse2Poly(center, (int(length / 2), widths.limb_half_width), angle, 0, 360, 1)
+        cv2.fillConvexPoly(canvas, polygon, color)
+    for (x, y), color in zip(_pixels(points)[visible].tolist(), BODY_COLORS[visible].tolist(), strict=True):
+        cv2.circle(canvas, (x, y), widths.joint_radius, color, thickness=-1)
+
+
+def _draw_hand(canvas: np.ndarray, hand: np.ndarray, widths: Widths) -> None:
+    pixels, visible = _pixels(hand).tolist(), _visible(hand)
+    for (start, end), color in zip(HAND_BONES, HAND_BONE_COLORS, strict=True):
+        if visible[start] and visible[end]:
+            cv2.line(canvas, pixels[start], pixels[end], color, thickness=widths.hand_bone_thickness)
+    for point, is_visible in zip(pixels, visible, strict=True):
+        if is_visible:
+            cv2.circle(canvas, point, widths.hand_joint_radius, HAND_JOINT_COLOR, thickness=-1)
+
+
+def _draw_hands(canvas: np.ndarray, person: Person, widths: Widths) -> None:
+    for hand in (person.left_hand, person.right_hand):
+        _draw_hand(canvas, hand, widths)
+
+
+def _draw_face(canvas: np.ndarray, person: Person, widths: Widths) -> None:
+    for point in _pixels(person.face)[_visible(person.face)].tolist():
+        cv2.circle(canvas, point, widths.face_dot_radius, FACE_COLOR, thickness=-1)
+
+
+def _fill_hull(canvas: np.ndarray, points: np.ndarray) -> None:
+    pixels = _pixels(points)[_visible(points)]
+    if len(pixels) >= 3:
+        cv2.fillConvexPoly(canvas, cv2.convexHull(pixels), MASK_COLOR)
+
+
+def _draw_face_mask(canvas: np.ndarray, person: Person, widths: Widths) -> None:
+    _fill_hull(canvas, person.face)
+
+
+def _draw_hand_mask(canvas: np.ndarray, person: Person, widths: Widths) -> None:
+    _fill_hull(canvas, person.left_hand)
+    _fill_hull(canvas, person.right_hand)
+
+
+LAYER_DRAWERS: dict[Layer, Callable[[np.ndarray, Person, Widths], None]] = {
+    Layer.BODY: _draw_body,
+    Layer.HANDS: _draw_hands,
+    Layer.FACE: _draw_face,
+    Layer.FACE_MASK: _draw_face_mask,
+    Layer.HAND_MASK: _draw_hand_mask,
+}
+
+
+def parse_mode(mode: DrawMode | str) -> DrawMode:
+    try:
+        return DrawMode(mode)
+    except ValueError:
+        names = ", ".join(m.value for m in DrawMode)
+        raise ValidationError(f"Unknown draw mode {mode!r}; choose one of: {names}.") from None
+
+
+def _render(result: PoseResult, layers: tuple[Layer, ...], widths: Widths) -> np.ndarray:
+    canvas = np.zeros((result.height, result.width, 3), np.uint8)
+    for layer in layers:
+        for person in result.people:
+            LAYER_DRAWERS[layer](canvas, person, widths)
+    return canvas
+
+
+def _at_size(result: PoseResult, size: tuple[int, int] | None) -> PoseResult:
+    if size is None or tuple(size) == (result.width, result.height):
+        return result
+    return result.fit_to(*size)
+
+
+def draw_pose(
+    result: PoseResult, mode: DrawMode | str = DrawMode.BODY_POSE, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """The pose on black, HxWx3 uint8 RGB, at `size` (w, h) or the result's own size."""
+    return _render(_at_size(result, size), MODES[parse_mode(mode)].layers, Widths())
+
+
+def draw_overlay(
+    image: np.ndarray, result: PoseResult, mode: DrawMode | str = DrawMode.FULL_POSE
+) -> np.ndarray:
+    """The pose drawn over the photo (for display); keypoints are fitted to the photo's size."""
+    spec = MODES[parse_mode(mode)]
+    height, width = image.shape[:2]
+    drawing = _render(_at_size(result, (width, height)), spec.layers, Widths())
+    drawn = drawing.any(axis=2, keepdims=True)
+    blended = image * (1.0 - spec.overlay_opacity) + drawing * spec.overlay_opacity
+    return np.where(drawn, blended.astype(np.uint8), image)
+
+
+def draw_conditioning(
+    result: PoseResult, size: tuple[int, int], hands: bool = False, face: bool = False, thick: bool = True
+) -> np.ndarray:
+    """ControlNet input at `size` (w, h): body, optional hands and face; strokes scaled as xinsir trained."""
+    layers = (Layer.BODY,) + (Layer.HANDS,) * hands + (Layer.FACE,) * face
+    factor = width_factor(*size) if thick else 1
+    return _render(_at_size(result, size), layers, Widths().scaled(factor))

@@ -1,0 +1,173 @@
+"""The pose data model: people as OpenPose-ordered keypoint arrays, and OpenPose JSON in and out.
+
+DWPose predicts the 133 COCO-WholeBody points; ControlNet OpenPose was trained on the OpenPose-18 body
+order, so the conversion (neck insertion + re-order) happens once, here, and everything downstream sees
+OpenPose order only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from pipelines.errors import ValidationError
+
+VISIBILITY_THRESHOLD = 0.3
+
+# Part name -> number of points, in the order DWPose's 134-point (neck inserted) array lays them out.
+PART_SIZES = {"body": 18, "feet": 6, "face": 68, "left_hand": 21, "right_hand": 21}
+
+# Neck is inserted at this index of the 133 COCO-WholeBody points, after the 17 COCO body points.
+NECK_INDEX = 17
+COCO_LEFT_SHOULDER, COCO_RIGHT_SHOULDER = 5, 6
+# After neck insertion, position OPENPOSE_SLOTS[i] takes the point at MMPOSE_SOURCES[i] (DWPose's table).
+MMPOSE_SOURCES = (17, 6, 8, 10, 7, 9, 12, 14, 16, 13, 15, 2, 1, 4, 3)
+OPENPOSE_SLOTS = (1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17)
+
+# OpenPose JSON field per part; feet have no field in OpenPose-18 files, so they get an extra one.
+JSON_FIELDS = {
+    "body": "pose_keypoints_2d",
+    "feet": "foot_keypoints_2d",
+    "face": "face_keypoints_2d",
+    "left_hand": "hand_left_keypoints_2d",
+    "right_hand": "hand_right_keypoints_2d",
+}
+# Point counts other tools write that we accept, mapped to how many leading points we keep
+# (OpenPose's 70-point face ends with the two pupils, which DWPose does not predict).
+ACCEPTED_COUNTS = {"body": (18,), "feet": (6,), "face": (68, 70), "left_hand": (21,), "right_hand": (21,)}
+
+
+def _empty(count: int) -> np.ndarray:
+    return np.zeros((count, 3), np.float32)
+
+
+@dataclass
+class Person:
+    """One person's keypoints; each array is (points, 3) float32 with columns x, y (pixels), score."""
+
+    body: np.ndarray
+    feet: np.ndarray
+    face: np.ndarray
+    left_hand: np.ndarray
+    right_hand: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Person:
+        return cls(**{part: _empty(count) for part, count in PART_SIZES.items()})
+
+    def parts(self) -> dict[str, np.ndarray]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+    def map_xy(self, scale: float, offset_x: float, offset_y: float) -> Person:
+        """The same person with every x, y scaled then shifted (scores unchanged)."""
+        factors = np.array([scale, scale, 1.0], np.float32)
+        shift = np.array([offset_x, offset_y, 0.0], np.float32)
+        return Person(**{part: points * factors + shift for part, points in self.parts().items()})
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Person):
+            return NotImplemented
+        return all(
+            np.array_equal(a, b) for a, b in zip(self.parts().values(), other.parts().values(), strict=True)
+        )
+
+
+@dataclass
+class PoseResult:
+    """Everyone found in one image, in that image's pixel coordinates."""
+
+    width: int
+    height: int
+    people: list[Person]
+
+    def fit_to(self, width: int, height: int) -> PoseResult:
+        """Map onto a width x height canvas as `images.letterbox` maps the photo: uniform scale, centred."""
+        scale = min(width / self.width, height / self.height)
+        offset_x = (width - self.width * scale) / 2
+        offset_y = (height - self.height * scale) / 2
+        people = [person.map_xy(scale, offset_x, offset_y) for person in self.people]
+        return PoseResult(width=width, height=height, people=people)
+
+
+def people_from_wholebody(keypoints: np.ndarray, scores: np.ndarray) -> list[Person]:
+    """COCO-WholeBody (N, 133, 2) + (N, 133) in image pixels -> OpenPose-ordered people, as DWPose does it."""
+    points = np.concatenate([keypoints, scores[..., None]], axis=-1).astype(np.float32)
+    shoulders = points[:, [COCO_LEFT_SHOULDER, COCO_RIGHT_SHOULDER]]
+    neck = shoulders.mean(axis=1)
+    both_visible = (shoulders[:, :, 2] >= VISIBILITY_THRESHOLD).all(axis=1)
+    neck[:, 2] = np.where(both_visible, shoulders[:, :, 2].min(axis=1), 0.0)
+    points = np.insert(points, NECK_INDEX, neck, axis=1)
+    points[:, OPENPOSE_SLOTS] = points[:, MMPOSE_SOURCES]
+    bounds = np.cumsum([0, *PART_SIZES.values()])
+    return [
+        Person(
+            **{
+                part: person[start:end].copy()
+                for part, start, end in zip(PART_SIZES, bounds[:-1], bounds[1:], strict=True)
+            }
+        )
+        for person in points
+    ]
+
+
+def _visible_only(points: np.ndarray) -> np.ndarray:
+    """Invisible points become 0, 0, 0, as OpenPose writes them."""
+    return np.where((points[:, 2:] >= VISIBILITY_THRESHOLD), points, 0.0).astype(np.float32)
+
+
+def to_openpose_json(result: PoseResult) -> dict:
+    """OpenPose JSON (pixel coordinates); invisible points are written as 0, 0, 0."""
+    return {
+        "canvas_width": int(result.width),
+        "canvas_height": int(result.height),
+        "people": [
+            {
+                JSON_FIELDS[part]: _visible_only(points).ravel().tolist()
+                for part, points in person.parts().items()
+            }
+            for person in result.people
+        ],
+    }
+
+
+def _parse_part(person: dict, part: str, index: int) -> np.ndarray:
+    values = person.get(JSON_FIELDS[part]) or []
+    try:
+        flat = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValidationError(f"people[{index}].{JSON_FIELDS[part]} must be a list of numbers") from None
+    if flat.size == 0:
+        return _empty(PART_SIZES[part])
+    if flat.ndim != 1 or flat.size % 3 or flat.size // 3 not in ACCEPTED_COUNTS[part]:
+        counts = " or ".join(str(count * 3) for count in ACCEPTED_COUNTS[part])
+        raise ValidationError(
+            f"people[{index}].{JSON_FIELDS[part]} has {flat.size} numbers; expected {counts} (x, y, score)"
+        )
+    return _visible_only(flat.reshape(-1, 3)[: PART_SIZES[part]])
+
+
+def from_openpose_json(data: dict | str | bytes) -> PoseResult:
+    """Parse OpenPose JSON from us or other tools (18-point body, 68- or 70-point face, feet optional)."""
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValidationError(f"The pose file is not valid JSON: {error}") from None
+    if isinstance(data, list) and len(data) == 1:  # some editors wrap the single frame in a list
+        data = data[0]
+    if not isinstance(data, dict) or not isinstance(data.get("people"), list):
+        raise ValidationError("The pose JSON must be an object with a 'people' list (OpenPose format).")
+    try:
+        width, height = int(data["canvas_width"]), int(data["canvas_height"])
+    except (KeyError, TypeError, ValueError):
+        raise ValidationError("The pose JSON needs integer 'canvas_width' and 'canvas_height'.") from None
+    if width <= 0 or height <= 0:
+        raise ValidationError(f"The pose canvas must be positive, got {width}x{height}.")
+    people = []
+    for index, person in enumerate(data["people"]):
+        if not isinstance(person, dict):
+            raise ValidationError(f"people[{index}] must be an object")
+        people.append(Person(**{part: _parse_part(person, part, index) for part in PART_SIZES}))
+    return PoseResult(width=width, height=height, people=people)

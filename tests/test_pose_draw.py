@@ -1,0 +1,120 @@
+"""Pixel properties of every draw mode, the overlay and the ControlNet conditioning."""
+
+import numpy as np
+import pytest
+
+from pipelines.errors import ValidationError
+from pipelines.pose import MODES, DrawMode, PoseResult, draw_conditioning, draw_overlay, draw_pose
+from pipelines.pose.draw import BODY_COLORS, HAND_BONE_COLORS, HAND_JOINT_COLOR, LIMB_COLORS, LIMBS
+from tests.pose_samples import standing_result
+
+WHITE = (255, 255, 255)
+
+
+def _pixel(image: np.ndarray, point: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(v) for v in image[int(point[1]), int(point[0])])
+
+
+def _count(image: np.ndarray, color) -> int:
+    return int((image == np.asarray(color, np.uint8)).all(axis=2).sum())
+
+
+@pytest.fixture(scope="module")
+def result() -> PoseResult:
+    return standing_result()
+
+
+def test_modes_are_exactly_the_seven_and_body_pose_is_the_default():
+    assert [mode.value for mode in MODES] == [
+        "full-pose", "body-pose", "face-pose", "hand-pose", "face-hand-mask", "face-mask", "hand-mask",
+    ]  # fmt: skip
+    assert set(MODES) == set(DrawMode)
+    assert draw_pose.__defaults__[0] is DrawMode.BODY_POSE
+
+
+def test_body_joints_have_the_openpose_palette_and_limbs_are_dimmed(result):
+    image = draw_pose(result, "body-pose")
+    body = result.people[0].body
+    for joint, color in enumerate(BODY_COLORS):
+        assert _pixel(image, body[joint]) == tuple(color), joint
+    # The neck -> right hip limb (limb 6) at its midpoint: the palette colour at 0.6.
+    start, end = LIMBS[6]
+    assert _pixel(image, (body[start] + body[end]) / 2) == tuple(LIMB_COLORS[6]) == (0, 153, 0)
+    assert _count(image, WHITE) == 0  # no face dots
+    assert _count(image, HAND_JOINT_COLOR) < 60  # the left-knee joint shares that blue; no hand dots
+
+
+def test_full_pose_adds_white_face_dots_and_blue_hand_joints(result):
+    image = draw_pose(result, DrawMode.FULL_POSE)
+    person = result.people[0]
+    assert all(_pixel(image, point) == WHITE for point in person.face)
+    fingertips = person.left_hand[[4, 8, 12, 16, 20]]
+    assert all(_pixel(image, point) == HAND_JOINT_COLOR for point in fingertips)
+    # Hand bones use HSV hue i/20: between the middle finger's 2nd and 3rd joints, bone 9.
+    middle = (person.right_hand[10] + person.right_hand[11]) / 2
+    assert _pixel(image, middle) in {HAND_BONE_COLORS[9], HAND_JOINT_COLOR}
+
+
+def test_face_and_hand_pose_draw_only_their_part(result):
+    face = draw_pose(result, "face-pose")
+    hands = draw_pose(result, "hand-pose")
+    assert set(map(tuple, face.reshape(-1, 3))) == {(0, 0, 0), WHITE}
+    assert _count(hands, WHITE) == 0 and _count(hands, HAND_JOINT_COLOR) > 21 * 2 * 20
+    assert _pixel(hands, result.people[0].body[0]) == (0, 0, 0)  # no nose joint
+
+
+@pytest.mark.parametrize("mode", ["face-hand-mask", "face-mask", "hand-mask"])
+def test_masks_are_binary_filled_hulls(result, mode):
+    image = draw_pose(result, mode)
+    assert set(np.unique(image)) <= {0, 255}
+    assert (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+    person = result.people[0]
+    face_inside = _pixel(image, person.face.mean(axis=0))
+    hand_inside = _pixel(image, person.left_hand[[0, 9, 12]].mean(axis=0))
+    assert face_inside == (WHITE if "face" in mode else (0, 0, 0))
+    assert hand_inside == (WHITE if "hand" in mode else (0, 0, 0))
+    assert _pixel(image, person.body[11]) == (0, 0, 0)  # the left hip is outside every hull
+
+
+def test_face_hand_mask_is_the_union_of_both(result):
+    both = draw_pose(result, "face-hand-mask")
+    assert np.array_equal(both, np.maximum(draw_pose(result, "face-mask"), draw_pose(result, "hand-mask")))
+
+
+def test_drawing_at_another_size_maps_keypoints_without_upscaling_strokes(result):
+    big = draw_pose(result, "body-pose", size=(1280, 1600))  # twice the result's size
+    assert big.shape == (1600, 1280, 3)
+    nose = result.people[0].body[0] * 2
+    assert _pixel(big, nose) == tuple(BODY_COLORS[0])
+    # A joint disc keeps radius 4 (about 49 px) instead of growing to radius 8 (about 200 px).
+    assert 40 <= _count(big, BODY_COLORS[0]) <= 60
+
+
+def test_conditioning_scales_strokes_like_xinsir(result):
+    body_only = draw_conditioning(result, (1024, 1024))  # longest side in [1000, 2000): x3
+    thin = draw_conditioning(result, (1024, 1024), thick=False)
+    assert 400 <= _count(body_only, BODY_COLORS[0]) <= 500  # radius 12: pi * 144 = 452
+    assert 40 <= _count(thin, BODY_COLORS[0]) <= 60
+    assert _count(body_only, WHITE) == 0
+    with_face = draw_conditioning(result, (1024, 1024), hands=True, face=True)
+    assert _count(with_face, WHITE) > 0 and _count(with_face, HAND_JOINT_COLOR) > _count(
+        body_only, (0, 0, 255)
+    )
+
+
+def test_overlay_keeps_the_photo_where_nothing_is_drawn(result):
+    photo = np.full((result.height, result.width, 3), 90, np.uint8)
+    overlay = draw_overlay(photo, result, "body-pose")
+    assert _pixel(overlay, result.people[0].body[0]) == tuple(BODY_COLORS[0])
+    assert _pixel(overlay, (5, 5)) == (90, 90, 90)
+    masked = draw_overlay(photo, result, "face-mask")  # masks are blended half-and-half
+    assert _pixel(masked, result.people[0].face.mean(axis=0)) == (172, 172, 172)
+
+
+def test_empty_result_draws_a_black_canvas():
+    assert not draw_pose(PoseResult(64, 32, []), "full-pose").any()
+
+
+def test_unknown_mode_is_a_validation_error(result):
+    with pytest.raises(ValidationError, match="full-pose"):
+        draw_pose(result, "skeleton")

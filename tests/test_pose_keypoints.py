@@ -1,0 +1,98 @@
+"""COCO-WholeBody -> OpenPose conversion, fitting to a canvas, and OpenPose JSON in and out."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pipelines.errors import ValidationError
+from pipelines.pose import PoseResult, from_openpose_json, to_openpose_json
+from pipelines.pose.keypoints import people_from_wholebody
+from tests.pose_samples import standing_result
+
+
+def _numbered_wholebody(score: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Point i sits at (i, 1000 + i), so every output point says which input it came from."""
+    index = np.arange(133, dtype=np.float32)
+    return np.stack([index, 1000 + index], axis=1)[None], np.full((1, 133), score, np.float32)
+
+
+def test_wholebody_is_reordered_to_openpose_with_a_neck():
+    person = people_from_wholebody(*_numbered_wholebody())[0]
+    # OpenPose-18: nose, neck, r-shoulder, r-elbow, r-wrist, l-shoulder, l-elbow, l-wrist, r-hip, r-knee,
+    # r-ankle, l-hip, l-knee, l-ankle, r-eye, l-eye, r-ear, l-ear  <-  COCO indices below (neck = mean 5, 6).
+    coco_sources = [0, 5.5, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]
+    np.testing.assert_array_equal(person.body[:, 0], coco_sources)
+    np.testing.assert_array_equal(person.body[:, 1], np.asarray(coco_sources) + 1000)
+    np.testing.assert_array_equal(person.feet[:, 0], np.arange(17, 23))
+    np.testing.assert_array_equal(person.face[:, 0], np.arange(23, 91))
+    np.testing.assert_array_equal(person.left_hand[:, 0], np.arange(91, 112))
+    np.testing.assert_array_equal(person.right_hand[:, 0], np.arange(112, 133))
+    assert person.body[1, 2] == pytest.approx(0.9)
+
+
+def test_neck_is_invisible_unless_both_shoulders_are():
+    keypoints, scores = _numbered_wholebody()
+    scores[0, 6] = 0.2  # right shoulder below the threshold
+    person = people_from_wholebody(keypoints, scores)[0]
+    assert person.body[1, 2] == 0.0
+    assert person.body[2, 2] == pytest.approx(0.2)
+
+
+def test_fit_to_scales_uniformly_and_centres():
+    result = standing_result(width=400, height=200)
+    fitted = result.fit_to(800, 800)  # scale 2, then 200 px of padding above and below
+    np.testing.assert_allclose(fitted.people[0].body[:, 0], result.people[0].body[:, 0] * 2, rtol=1e-6)
+    np.testing.assert_allclose(fitted.people[0].body[:, 1], result.people[0].body[:, 1] * 2 + 200, rtol=1e-6)
+    np.testing.assert_array_equal(fitted.people[0].body[:, 2], result.people[0].body[:, 2])
+    assert (fitted.width, fitted.height) == (800, 800)
+
+
+def test_json_round_trip_is_exact():
+    result = standing_result(people=2)
+    result.people[1].face[:5, 2] = 0.1  # invisible points are exported as 0, 0, 0
+    exported = to_openpose_json(result)
+    assert exported["people"][1]["face_keypoints_2d"][:15] == [0.0] * 15
+    text = json.dumps(exported)
+    loaded = from_openpose_json(text)
+    assert to_openpose_json(loaded) == exported
+    assert loaded.people[0] == result.people[0]
+    np.testing.assert_array_equal(loaded.people[1].face[5:], result.people[1].face[5:])
+    assert (loaded.width, loaded.height) == (640, 800)
+
+
+def test_json_from_other_openpose_tools_loads():
+    body = [float(v) for i in range(18) for v in (10 * i, 20 * i, 0.8)]
+    face = [float(v) for i in range(70) for v in (i, 2 * i, 0.7)]
+    data = {
+        "canvas_width": 512,
+        "canvas_height": 768,
+        "people": [{"pose_keypoints_2d": body, "face_keypoints_2d": face, "hand_left_keypoints_2d": []}],
+    }
+    result = from_openpose_json(json.dumps([data]).encode())
+    person = result.people[0]
+    assert (result.width, result.height) == (512, 768)
+    assert person.body[17].tolist() == pytest.approx([170, 340, 0.8])
+    assert person.face.shape == (68, 3)  # the two pupils are dropped
+    assert person.face[67].tolist() == pytest.approx([67, 134, 0.7])
+    assert not person.left_hand.any() and not person.right_hand.any() and not person.feet.any()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ({"people": []}, "canvas_width"),
+        ({"canvas_width": 10, "canvas_height": 10}, "'people' list"),
+        ({"canvas_width": 10, "canvas_height": 10, "people": [{"pose_keypoints_2d": [1, 2]}]}, "expected 54"),
+        ({"canvas_width": 10, "canvas_height": 10, "people": [{"pose_keypoints_2d": ["a"] * 54}]}, "numbers"),
+        ({"canvas_width": 0, "canvas_height": 10, "people": []}, "positive"),
+    ],
+)
+def test_malformed_json_raises_validation_error(data, message):
+    with pytest.raises(ValidationError, match=message):
+        from_openpose_json(data if isinstance(data, str) else json.dumps(data))
+
+
+def test_empty_result_exports_no_people():
+    assert to_openpose_json(PoseResult(32, 16, [])) == {"canvas_width": 32, "canvas_height": 16, "people": []}
