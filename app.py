@@ -1,0 +1,89 @@
+"""Pose Studio: `python app.py [--preset tiny] [--port 7860] ...`; `python app.py --download` prefetches the
+weights and exits. Flags override POSE_STUDIO_* environment variables, which override the defaults."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from pipelines.settings import Settings
+
+# What each preset implies beyond its name: the tiny preset also uses the tiny stand-in pose models.
+PRESET_SETTINGS = {
+    "sdxl": {"preset": "sdxl"},
+    "tiny": {"preset": "tiny", "pose_models": "tiny"},
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--preset", choices=sorted(PRESET_SETTINGS), help="sdxl (real weights) or tiny (random)"
+    )
+    parser.add_argument("--host", help="address to listen on (0.0.0.0 to serve the network)")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--base-model", help="SDXL base: Hub id or local folder")
+    parser.add_argument("--controlnet-model", help="ControlNet OpenPose SDXL: Hub id or local folder")
+    parser.add_argument("--vae-model", help="VAE: Hub id or local folder")
+    parser.add_argument("--models-dir", dest="dwpose_dir", help="folder with the DWPose ONNX files")
+    parser.add_argument("--pose-device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--dtype", choices=["auto", "fp16", "bf16", "fp32"])
+    parser.add_argument(
+        "--cpu-offload", action="store_true", default=None, help="model CPU offload (low VRAM)"
+    )
+    parser.add_argument("--vae-slicing", action="store_true", default=None)
+    parser.add_argument("--vae-tiling", action="store_true", default=None)
+    parser.add_argument(
+        "--max-queue-size", type=int, help="waiting requests beyond this get 'busy, try again'"
+    )
+    parser.add_argument("--concurrency-limit", type=int, help="GPU jobs run at once (default 1)")
+    parser.add_argument("--download", action="store_true", help="download every model file, then exit")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    flags = {name: value for name, value in vars(args).items() if name not in {"preset", "download"}}
+    from_env = Settings.from_env()
+    return from_env.replace(**PRESET_SETTINGS[args.preset or from_env.preset], **flags)
+
+
+def download(settings: Settings) -> None:
+    """Fetch both engines' files into the Hub cache, so the first request does not wait for a download."""
+    from pipelines.generation import prefetch
+    from pipelines.pose import PoseEstimator
+
+    PoseEstimator.from_settings(settings).prefetch()
+    prefetch(settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    settings = settings_from(args)
+    if args.download:
+        download(settings)
+        return
+    # Cached example outputs depend on the models, so each preset keeps its own.
+    os.environ.setdefault(
+        "GRADIO_EXAMPLES_CACHE", str(Path(settings.cache_dir) / "examples" / settings.preset)
+    )
+
+    from ui.handlers import PoseStudio
+    from ui.layout import CSS, THEME, build_ui
+
+    demo = build_ui(PoseStudio(settings))
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        max_file_size=f"{settings.max_upload_mb}mb",
+        show_error=False,
+        theme=THEME,
+        css=CSS,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,391 @@
+"""The app's behaviour as plain functions over the two engines. layout.py wires them to components; tests call
+them directly. Every handler turns the engines' UserErrors into gr.Error with the engine's own message.
+
+The UI handlers and the API endpoints (/dwpose, /generate) are thin shapes over the same two cores:
+`prepare` (upload -> cached pose) and `_generation_updates` (pose + request -> previews, then the saved run).
+"""
+
+import logging
+import queue
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from pipelines.errors import Cancelled, NoPersonError, UserError
+from pipelines.generation import GenerationEngine, GenerationRequest, GenerationResult
+from pipelines.pose import DrawMode, PoseEstimator, draw_overlay, draw_pose, parse_mode, to_openpose_json
+from pipelines.settings import Settings
+from ui.state import CancelFlags, LruCache
+from ui.uploads import PreparedPose, UploadKind, content_key, prepare_upload, read_upload
+
+log = logging.getLogger(__name__)
+
+GENERIC_ERROR = "Something went wrong on the server. It has been logged; please try again."
+NO_UPLOAD = "Upload a photo, a pose JSON file or an OpenPose skeleton image first."
+POSE_CACHE_SIZE = 32  # uploads whose pose stays cached
+KEPT_RUNS = 32  # generation output folders kept on disk for downloading
+LOCAL_SESSION = "local"  # the session key when a handler is called outside a Gradio request
+EXAMPLE_SEED = 1234  # examples are cached, so they use a fixed seed
+
+DRAW_MODE_LABELS = {
+    DrawMode.FULL_POSE: "Full pose",
+    DrawMode.BODY_POSE: "Body",
+    DrawMode.FACE_POSE: "Face",
+    DrawMode.HAND_POSE: "Hands",
+    DrawMode.FACE_HAND_MASK: "Face + hand mask",
+    DrawMode.FACE_MASK: "Face mask",
+    DrawMode.HAND_MASK: "Hand mask",
+}
+
+
+def _photo_preview(prepared: PreparedPose, mode: DrawMode) -> tuple[np.ndarray, np.ndarray]:
+    return draw_overlay(prepared.image, prepared.pose, mode), draw_pose(prepared.pose, mode)
+
+
+def _json_preview(prepared: PreparedPose, mode: DrawMode) -> tuple[np.ndarray, np.ndarray]:
+    return draw_pose(prepared.pose, DrawMode.FULL_POSE), draw_pose(prepared.pose, mode)
+
+
+def _skeleton_preview(prepared: PreparedPose, mode: DrawMode) -> tuple[np.ndarray, np.ndarray]:
+    return prepared.image, prepared.image
+
+
+# The before/after pair of the pose preview, per kind of upload: a photo is compared with its drawn pose; a
+# JSON file has no photo, so its full pose stands in; a skeleton is shown as it is, the mode does not apply.
+PREVIEWS: dict[UploadKind, Callable[[PreparedPose, DrawMode], tuple[np.ndarray, np.ndarray]]] = {
+    UploadKind.PHOTO: _photo_preview,
+    UploadKind.POSE_JSON: _json_preview,
+    UploadKind.SKELETON: _skeleton_preview,
+}
+
+
+@contextmanager
+def user_facing_errors() -> Iterator[None]:
+    """Engines' UserErrors reach the person as they are; anything else is a bug: logged, generic message."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except UserError as error:
+        raise gr.Error(str(error)) from error
+    except Exception as error:
+        log.exception("unexpected error in a handler")
+        raise gr.Error(GENERIC_ERROR) from error
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """A finished generation and its files: PNGs carrying their parameters, and one zip of everything."""
+
+    result: GenerationResult
+    conditioning: Path
+    samples: list[Path]
+    archive: Path
+
+    def gallery(self) -> list[tuple[str, str]]:
+        """The pose conditioning first, then each sample captioned with its seed."""
+        return [(str(self.conditioning), "pose conditioning")] + self.sample_items()
+
+    def sample_items(self) -> list[tuple[str, str]]:
+        return [(str(path), f"seed {seed}") for path, seed in zip(self.samples, self.result.seeds)]
+
+    def summary(self) -> str:
+        parameters, timings = self.result.parameters, self.result.timings
+        return (
+            f"{len(self.samples)} sample(s) at {parameters['width']}×{parameters['height']}, "
+            f"{parameters['scheduler']}, {parameters['num_inference_steps']} steps, "
+            f"in {timings['total']:.1f} s. Seeds: {seeds_text(self.result.seeds)}"
+        )
+
+
+def seeds_text(seeds: list[int]) -> str:
+    return ", ".join(str(seed) for seed in seeds)
+
+
+def _session_of(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or LOCAL_SESSION
+
+
+class PoseStudio:
+    """The engines, the pose cache and the handlers over them; one per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pose_estimator: PoseEstimator | None = None,
+        generation_engine: GenerationEngine | None = None,
+    ) -> None:
+        self.settings = settings
+        if pose_estimator is not None:
+            self.pose_estimator = pose_estimator
+        if generation_engine is not None:
+            self.generation_engine = generation_engine
+        self.poses: LruCache[PreparedPose] = LruCache(POSE_CACHE_SIZE)
+        self.cancel_flags = CancelFlags()
+        self.output_root = Path(tempfile.gettempdir()) / "pose-studio-runs"
+
+    @cached_property
+    def pose_estimator(self) -> PoseEstimator:
+        return PoseEstimator.from_settings(self.settings)
+
+    @cached_property
+    def generation_engine(self) -> GenerationEngine:
+        return GenerationEngine.from_settings(self.settings, pose_estimator=self.pose_estimator)
+
+    @property
+    def is_stand_in(self) -> bool:
+        """True when either engine runs the tiny random models (the UI says so in a banner)."""
+        return self.pose_estimator.is_stand_in or self.generation_engine.is_stand_in
+
+    # ----- pose -------------------------------------------------------------------------------------------
+
+    def prepare(self, upload: str | Path | None) -> PreparedPose:
+        """The upload's pose, detected (or parsed) once per distinct file content."""
+        if not upload:
+            raise gr.Error(NO_UPLOAD)
+        data = read_upload(upload)
+        return self.poses.get_or_create(
+            content_key(data), lambda: prepare_upload(data, self.pose_estimator, self.settings.max_pixels)
+        )
+
+    def show_pose(
+        self, upload: str | None, draw_mode: str, progress: gr.Progress = gr.Progress()
+    ) -> tuple[tuple[np.ndarray, np.ndarray], dict | None, str]:
+        """Upload and draw-mode change: the before/after preview, the OpenPose JSON and a one-line summary.
+        A mode change finds the pose in the cache, so only the drawing runs again."""
+        with user_facing_errors():
+            progress(0, desc="Reading the upload and finding the pose…")
+            prepared = self.prepare(upload)
+            preview = PREVIEWS[prepared.kind](prepared, parse_mode(draw_mode))
+            return preview, self._pose_json(prepared), _describe(prepared)
+
+    def redraw(self, upload: str | None, draw_mode: str) -> tuple:
+        """Draw-mode change: re-render from the cached pose; before any upload there is nothing to draw."""
+        return self.show_pose(upload, draw_mode) if upload else self.clear_pose()
+
+    @staticmethod
+    def clear_pose() -> tuple[None, None, str]:
+        return None, None, ""
+
+    def dwpose(self, image: str, draw_mode: str = DrawMode.BODY_POSE.value) -> tuple[np.ndarray, dict | None]:
+        """API /dwpose: the pose drawn in `draw_mode` on black, and the OpenPose JSON (None for a skeleton)."""
+        with user_facing_errors():
+            prepared = self.prepare(image)
+            return PREVIEWS[prepared.kind](prepared, parse_mode(draw_mode))[1], self._pose_json(prepared)
+
+    @staticmethod
+    def _pose_json(prepared: PreparedPose) -> dict | None:
+        return None if prepared.pose is None else to_openpose_json(prepared.pose)
+
+    # ----- generation -------------------------------------------------------------------------------------
+
+    def generate_stream(
+        self,
+        upload: str | None,
+        prompt: str,
+        negative_prompt: str,
+        samples: int,
+        scheduler: str,
+        num_inference_steps: int,
+        guidance_scale: float,
+        controlnet_scale: float,
+        seed: int,
+        randomize_seed: bool,
+        auto_size: bool,
+        width: int,
+        height: int,
+        control_guidance_end: float,
+        include_hands: bool,
+        include_face: bool,
+        thick_lines: bool,
+        progress: gr.Progress = gr.Progress(),
+        request: gr.Request = None,
+    ) -> Iterator[tuple]:
+        """The Generate button: live previews in the gallery, then the conditioning and the samples, their
+        downloads, and the seeds used written back (gallery, files, seed, seeds state, status)."""
+        generation_request = GenerationRequest(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            samples=int(samples),
+            scheduler=scheduler,
+            num_inference_steps=int(num_inference_steps),
+            guidance_scale=float(guidance_scale),
+            controlnet_scale=float(controlnet_scale),
+            seed=-1 if randomize_seed else int(seed),
+            width=None if auto_size else int(width),
+            height=None if auto_size else int(height),
+            control_guidance_end=float(control_guidance_end),
+            include_hands=include_hands,
+            include_face=include_face,
+            thick_lines=thick_lines,
+        )
+        skip = gr.skip()
+        for update in self._generation_updates(upload, generation_request, progress, _session_of(request)):
+            if isinstance(update, SavedRun):
+                files = [str(update.archive), *map(str, update.samples)]
+                yield update.gallery(), files, update.result.seeds[0], update.result.seeds, update.summary()
+            else:
+                yield update, skip, skip, skip, skip
+
+    def generate(
+        self,
+        image: str,
+        prompt: str,
+        negative_prompt: str = "",
+        samples: int = 1,
+        scheduler: str = GenerationRequest.scheduler,
+        num_inference_steps: int = GenerationRequest.num_inference_steps,
+        guidance_scale: float = GenerationRequest.guidance_scale,
+        controlnet_scale: float = GenerationRequest.controlnet_scale,
+        seed: int = -1,
+        progress: gr.Progress = gr.Progress(),
+    ) -> Iterator[tuple[list, list[int]]]:
+        """API /generate: previews while denoising, then the samples (captioned with their seeds) and the seeds.
+        A seed of -1 picks a random one."""
+        generation_request = GenerationRequest(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            samples=int(samples),
+            scheduler=scheduler,
+            num_inference_steps=int(num_inference_steps),
+            guidance_scale=float(guidance_scale),
+            controlnet_scale=float(controlnet_scale),
+            seed=int(seed),
+        )
+        for update in self._generation_updates(image, generation_request, progress, session=None):
+            if isinstance(update, SavedRun):
+                yield update.sample_items(), update.result.seeds
+            else:
+                yield update, []
+
+    def generate_example(self, upload: str, prompt: str) -> tuple[tuple[np.ndarray, np.ndarray], list]:
+        """An example's cached result: its pose preview and one sample at the default settings."""
+        preview, _, _ = self.show_pose(upload, DrawMode.FULL_POSE.value)
+        request = GenerationRequest(prompt=prompt, seed=EXAMPLE_SEED)
+        *_, saved = self._generation_updates(upload, request, gr.Progress(), session=None)
+        return preview, saved.gallery()
+
+    def cancel(self, request: gr.Request = None) -> None:
+        """The Cancel button: stop this session's denoising at the next step."""
+        self.cancel_flags.cancel(_session_of(request))
+
+    def _generation_updates(
+        self,
+        upload: str | None,
+        generation_request: GenerationRequest,
+        progress: gr.Progress,
+        session: str | None,
+    ) -> Iterator[list[Image.Image] | SavedRun]:
+        """The one generation core: previews (lists of images) while denoising, then the SavedRun.
+
+        The engine runs in a worker thread and reports through a queue, because gr.Progress and yielding
+        previews only work from the handler's own thread. API calls (session None) get a private flag."""
+        with user_facing_errors():
+            prepared = self.prepare(upload)
+            if prepared.pose is not None and not prepared.pose.people:
+                raise NoPersonError(
+                    "No person was found in this image, so there is no pose to generate from."
+                )
+            engine = self.generation_engine
+            if not engine.is_loaded:
+                progress(0, desc="Loading the generation models (first use)…")
+            flag = self.cancel_flags.start(session) if session else threading.Event()
+            try:
+                for kind, payload in _run_in_worker(engine, generation_request, prepared, flag):
+                    if kind == "progress":
+                        progress(payload, desc="Denoising", unit="steps")
+                    elif kind == "preview":
+                        yield payload
+                    else:
+                        yield self._save(payload)
+            except Cancelled as cancelled:
+                gr.Warning(str(cancelled))
+            finally:
+                flag.set()  # the handler ended (finished, failed or closed by Gradio's cancel): stop the worker
+                if session:
+                    self.cancel_flags.finish(session, flag)
+
+    def _save(self, result: GenerationResult) -> SavedRun:
+        self.output_root.mkdir(parents=True, exist_ok=True)
+        _prune_runs(self.output_root, KEPT_RUNS - 1)
+        run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self.output_root))
+        written = result.save(run_dir)
+        conditioning = run_dir / "conditioning.png"
+        result.conditioning.save(conditioning)
+        samples = [path for path in written if path.suffix == ".png" and path != conditioning]
+        archive = run_dir / f"pose-studio-{result.seeds[0]}.zip"
+        with zipfile.ZipFile(archive, "w") as bundle:
+            for path in [conditioning, *written]:
+                bundle.write(path, path.name)
+        return SavedRun(result=result, conditioning=conditioning, samples=samples, archive=archive)
+
+
+def _run_in_worker(
+    engine: GenerationEngine, request: GenerationRequest, prepared: PreparedPose, cancel: threading.Event
+) -> Iterator[tuple[str, object]]:
+    """Run engine.generate in a thread; yield ("progress", (step, total)), ("preview", images), then
+    ("result", GenerationResult). The engine's exception is re-raised here, in the caller's thread."""
+    events: queue.Queue[tuple[str, object]] = queue.Queue()
+
+    def work() -> None:
+        try:
+            result = engine.generate(
+                request,
+                prepared.generation_input,
+                progress=lambda step, total: events.put(("progress", (step, total))),
+                preview=lambda images, step, total: events.put(("preview", list(images))),
+                cancel=cancel,
+            )
+            events.put(("result", result))
+        except BaseException as error:  # handed to the caller's thread, which raises it
+            events.put(("error", error))
+
+    threading.Thread(target=work, name="generate", daemon=True).start()
+    while True:
+        kind, payload = events.get()
+        if kind == "error":
+            raise payload
+        yield kind, payload
+        if kind == "result":
+            return
+
+
+def _prune_runs(root: Path, keep: int) -> None:
+    """Delete all but the newest `keep` run folders."""
+    runs = sorted((path for path in root.iterdir() if path.is_dir()), key=lambda path: path.stat().st_mtime)
+    for old in runs[: max(len(runs) - keep, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _describe(prepared: PreparedPose) -> str:
+    if prepared.kind is UploadKind.SKELETON:
+        height, width = prepared.image.shape[:2]
+        return f"**OpenPose skeleton**, {width}×{height}: used as it is, so the draw mode does not apply."
+    pose = prepared.pose
+    count = len(pose.people)
+    people = "no person found" if count == 0 else f"{count} {'person' if count == 1 else 'people'}"
+    return f"**{prepared.kind.value.capitalize()}**, {pose.width}×{pose.height}: {people}."
+
+
+def select_sample(seeds: list[int], event: gr.SelectData) -> int | None:
+    """Gallery selection -> the seed of that sample (None for the conditioning image, which comes first)."""
+    index = event.index - 1
+    return seeds[index] if seeds and 0 <= index < len(seeds) else None
+
+
+def use_seed(selected_seed: int | None) -> tuple:
+    """ "Use this seed": put the selected sample's seed in the seed field and stop randomising."""
+    if selected_seed is None:
+        gr.Warning("Select one of the samples in the gallery first.")
+        return gr.skip(), gr.skip()
+    return selected_seed, False

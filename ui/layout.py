@@ -1,0 +1,337 @@
+"""The one-page Blocks layout: pose on the left, generation on the right, the gallery below; wiring only.
+
+All GPU work (detection on upload, generation, the /dwpose and /generate endpoints, example caching) shares
+one concurrency group, so one queue orders it and `concurrency_limit` from the settings bounds it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from pipelines.generation import DEFAULT_SCHEDULER, SCHEDULERS, GenerationRequest
+from pipelines.pose import DrawMode
+from ui.handlers import DRAW_MODE_LABELS, PoseStudio, select_sample, use_seed
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+GPU_GROUP = "gpu"
+RENDER_GROUP = "render"  # drawing a cached pose: CPU only, never waits behind a generation
+
+STAND_IN_BANNER = (
+    "⚠️ **Tiny preset:** the pose and image models are small *random* stand-ins, so detections and samples are "
+    "noise. Start with `--preset sdxl` for DWPose and SDXL."
+)
+CSS = """
+#stand-in-banner { background: #fff4e5; border: 1px solid #f0b35b; border-radius: 8px; padding: 4px 12px; }
+#pose-info p { margin: 0; }
+"""
+THEME = gr.themes.Soft()
+
+# (file under assets/poses, prompt) for the examples; their results are cached lazily, on first use.
+EXAMPLES = (
+    ("standing.json", "a knight in silver armour standing in a castle courtyard, golden hour"),
+    ("t-pose.json", "an astronaut in a white spacesuit on the moon, earth in the sky"),
+    ("arms-raised.json", "a dancer celebrating on a festival stage, confetti, stage lights"),
+    ("walking.json", "a woman in a red coat walking down a snowy street at night"),
+    ("sitting.json", "an old fisherman sitting on a wooden pier, morning fog"),
+    ("hands-on-hips.json", "a superhero in a blue suit on a rooftop, city skyline"),
+)
+
+# Ranges of the generation controls: (minimum, maximum, step).
+SLIDER_RANGES = {
+    "num_inference_steps": (1, 100, 1),
+    "guidance_scale": (1.0, 25.0, 0.5),
+    "controlnet_scale": (0.0, 1.0, 0.05),
+    "control_guidance_end": (0.0, 1.0, 0.05),
+    "size": (64, 2048, 64),
+}
+DEFAULT_SIZE = 1024
+
+
+def on_zerogpu() -> bool:
+    return bool(os.environ.get("SPACE_ID")) and importlib.util.find_spec("spaces") is not None
+
+
+def gpu_task(handler: Callable) -> Callable:
+    """On a ZeroGPU Space a GPU is attached only inside functions wrapped by spaces.GPU; elsewhere a no-op."""
+    if not on_zerogpu():
+        return handler
+    import spaces  # only installed on Spaces
+
+    return spaces.GPU(handler)
+
+
+def _slider(name: str, label: str, value: float, **kwargs) -> gr.Slider:
+    minimum, maximum, step = SLIDER_RANGES[name]
+    return gr.Slider(minimum, maximum, value=value, step=step, label=label, **kwargs)
+
+
+@dataclass
+class PosePanel:
+    upload: gr.File
+    draw_mode: gr.Radio
+    info: gr.Markdown
+    preview: gr.ImageSlider
+    pose_json: gr.JSON
+
+    @property
+    def outputs(self) -> list:
+        return [self.preview, self.pose_json, self.info]
+
+
+@dataclass
+class GenerationPanel:
+    """The generation controls; `api_inputs` are the /generate parameters in the hosted APIs' order."""
+
+    prompt: gr.Textbox
+    negative_prompt: gr.Textbox
+    samples: gr.Slider
+    scheduler: gr.Dropdown
+    steps: gr.Slider
+    guidance: gr.Slider
+    controlnet_scale: gr.Slider
+    seed: gr.Number
+    randomize_seed: gr.Checkbox
+    auto_size: gr.Checkbox
+    width: gr.Slider
+    height: gr.Slider
+    control_guidance_end: gr.Slider
+    include_hands: gr.Checkbox
+    include_face: gr.Checkbox
+    thick_lines: gr.Checkbox
+    generate: gr.Button
+    cancel: gr.Button
+
+    @property
+    def api_inputs(self) -> list:
+        return [
+            self.prompt,
+            self.negative_prompt,
+            self.samples,
+            self.scheduler,
+            self.steps,
+            self.guidance,
+            self.controlnet_scale,
+            self.seed,
+        ]
+
+    @property
+    def ui_inputs(self) -> list:
+        return [
+            *self.api_inputs,
+            self.randomize_seed,
+            self.auto_size,
+            self.width,
+            self.height,
+            self.control_guidance_end,
+            self.include_hands,
+            self.include_face,
+            self.thick_lines,
+        ]
+
+
+@dataclass
+class OutputPanel:
+    status: gr.Markdown
+    gallery: gr.Gallery
+    downloads: gr.File
+    use_seed: gr.Button
+    seeds: gr.State  # seeds of the samples shown, in gallery order after the conditioning
+    selected_seed: gr.State
+
+
+def _pose_panel() -> PosePanel:
+    upload = gr.File(
+        label="Photo, pose JSON or OpenPose skeleton image",
+        file_types=["image", ".json"],
+        type="filepath",
+        elem_id="upload",
+    )
+    draw_mode = gr.Radio(
+        choices=[(label, mode.value) for mode, label in DRAW_MODE_LABELS.items()],
+        value=DrawMode.BODY_POSE.value,
+        label="Draw mode",
+        elem_id="draw-mode",
+    )
+    info = gr.Markdown(elem_id="pose-info")
+    preview = gr.ImageSlider(
+        label="Pose preview: photo with the pose ◀ ▶ the drawn mode",
+        type="numpy",
+        format="png",
+        interactive=False,
+        elem_id="pose-preview",
+    )
+    with gr.Accordion("OpenPose JSON", open=False):
+        pose_json = gr.JSON(show_label=False, elem_id="pose-json")
+    return PosePanel(upload, draw_mode, info, preview, pose_json)
+
+
+def _generation_panel(max_samples: int) -> GenerationPanel:
+    defaults = GenerationRequest(prompt="")
+    prompt = gr.Textbox(
+        label="Prompt", lines=2, placeholder="a dancer on a stage, studio lighting", elem_id="prompt"
+    )
+    negative_prompt = gr.Textbox(label="Negative prompt", value="blurry, low quality, deformed hands")
+    with gr.Row():
+        samples = gr.Slider(1, max_samples, value=defaults.samples, step=1, label="Samples")
+        scheduler = gr.Dropdown(choices=list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Scheduler")
+    steps = _slider("num_inference_steps", "Steps", defaults.num_inference_steps, elem_id="steps")
+    guidance = _slider("guidance_scale", "Guidance scale", defaults.guidance_scale)
+    controlnet_scale = _slider("controlnet_scale", "ControlNet scale", defaults.controlnet_scale)
+    with gr.Row(equal_height=True):
+        seed = gr.Number(label="Seed", value=0, precision=0, minimum=-1, elem_id="seed")
+        randomize_seed = gr.Checkbox(label="Randomise seed", value=True, elem_id="randomize-seed")
+    with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+        auto_size = gr.Checkbox(
+            label="Size from the pose (nearest SDXL bucket)", value=True, elem_id="auto-size"
+        )
+        with gr.Row():
+            width = _slider("size", "Width", DEFAULT_SIZE, elem_id="width")
+            height = _slider("size", "Height", DEFAULT_SIZE, elem_id="height")
+        control_guidance_end = _slider(
+            "control_guidance_end", "Control guidance end", defaults.control_guidance_end
+        )
+        with gr.Row():
+            include_hands = gr.Checkbox(label="Hands in the conditioning", value=defaults.include_hands)
+            include_face = gr.Checkbox(label="Face in the conditioning", value=defaults.include_face)
+            thick_lines = gr.Checkbox(label="Thick lines (as xinsir trained)", value=defaults.thick_lines)
+    with gr.Row():
+        generate = gr.Button("Generate", variant="primary", elem_id="generate")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+    return GenerationPanel(
+        prompt,
+        negative_prompt,
+        samples,
+        scheduler,
+        steps,
+        guidance,
+        controlnet_scale,
+        seed,
+        randomize_seed,
+        auto_size,
+        width,
+        height,
+        control_guidance_end,
+        include_hands,
+        include_face,
+        thick_lines,
+        generate,
+        cancel,
+    )
+
+
+def _output_panel() -> OutputPanel:
+    status = gr.Markdown(elem_id="status")
+    gallery = gr.Gallery(
+        label="Pose conditioning, then the samples",
+        columns=4,
+        height="auto",
+        object_fit="contain",
+        format="png",
+        buttons=["download", "download_all", "fullscreen"],
+        interactive=False,
+        elem_id="gallery",
+    )
+    with gr.Row():
+        use_seed_button = gr.Button("Use this seed", scale=0, elem_id="use-seed")
+        downloads = gr.File(
+            label="Downloads: everything as a zip, and each PNG (parameters in its metadata)",
+            file_count="multiple",
+            interactive=False,
+            elem_id="downloads",
+        )
+    return OutputPanel(status, gallery, downloads, use_seed_button, gr.State([]), gr.State(None))
+
+
+def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPanel, gpu: dict) -> None:
+    """/dwpose and /generate: the hosted APIs' signatures over the same handlers the page uses. Their
+    outputs live in a hidden row; the trigger is a hidden button, so only API clients call them."""
+    with gr.Row(visible=False):
+        trigger = gr.Button()
+        pose_image = gr.Image(label="pose image", format="png", type="numpy")
+        pose_json = gr.JSON(label="OpenPose JSON")
+        images = gr.Gallery(label="images", format="png")
+        seeds = gr.JSON(label="seeds")
+    trigger.click(
+        gpu_task(studio.dwpose),
+        [pose.upload, pose.draw_mode],
+        [pose_image, pose_json],
+        api_name="dwpose",
+        **gpu,
+    )
+    trigger.click(
+        gpu_task(studio.generate),
+        [pose.upload, *generation.api_inputs],
+        [images, seeds],
+        api_name="generate",
+        **gpu,
+    )
+
+
+def build_ui(studio: PoseStudio) -> gr.Blocks:
+    """The page over `studio`'s handlers. Queue settings are applied here; theme and CSS go to launch()."""
+    settings = studio.settings
+    gpu = {"concurrency_id": GPU_GROUP, "concurrency_limit": settings.concurrency_limit}
+    ui_event = {"api_visibility": "undocumented"}
+    with gr.Blocks(title="Pose Studio", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            "# Pose Studio\nWhole-body pose with **DWPose**, then images in that pose with **SDXL + ControlNet "
+            "OpenPose**. Upload a photo, a pose JSON file or an OpenPose skeleton image."
+        )
+        gr.Markdown(STAND_IN_BANNER, visible=studio.is_stand_in, elem_id="stand-in-banner")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                pose = _pose_panel()
+            with gr.Column(scale=1):
+                generation = _generation_panel(settings.max_samples)
+        output = _output_panel()
+        gr.Examples(
+            examples=[[str(ASSETS_DIR / "poses" / name), prompt] for name, prompt in EXAMPLES],
+            example_labels=[Path(name).stem for name, _ in EXAMPLES],
+            inputs=[pose.upload, generation.prompt],
+            outputs=[pose.preview, output.gallery],
+            fn=gpu_task(studio.generate_example),
+            cache_examples=True,
+            cache_mode="lazy",
+            label="Pose presets (no photo needed)",
+        )
+
+        pose.upload.upload(
+            gpu_task(studio.show_pose), [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event
+        )
+        pose.upload.clear(studio.clear_pose, None, pose.outputs, queue=False, **ui_event)
+        pose.draw_mode.change(
+            studio.redraw,
+            [pose.upload, pose.draw_mode],
+            pose.outputs,
+            concurrency_id=RENDER_GROUP,
+            concurrency_limit=None,
+            show_progress="minimal",
+            **ui_event,
+        )
+        generate_event = generation.generate.click(
+            gpu_task(studio.generate_stream),
+            [pose.upload, *generation.ui_inputs],
+            [output.gallery, output.downloads, generation.seed, output.seeds, output.status],
+            **gpu,
+            **ui_event,
+        )
+        generation.cancel.click(studio.cancel, None, None, cancels=[generate_event], queue=False, **ui_event)
+        output.gallery.select(select_sample, output.seeds, output.selected_seed, queue=False, **ui_event)
+        output.use_seed.click(
+            use_seed,
+            output.selected_seed,
+            [generation.seed, generation.randomize_seed],
+            queue=False,
+            **ui_event,
+        )
+        _api_endpoints(studio, pose, generation, gpu)
+    demo.queue(
+        api_open=False, max_size=settings.max_queue_size, default_concurrency_limit=settings.concurrency_limit
+    )
+    return demo

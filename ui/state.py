@@ -1,0 +1,66 @@
+"""Process-wide state the handlers share: the per-image pose cache and the per-session cancel flags."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+Value = TypeVar("Value")
+
+
+class LruCache(Generic[Value]):
+    """A small thread-safe LRU map. Detection runs once per image however many times the mode changes or the
+    same image is generated from; the bound keeps a long-running Space from growing without limit."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, Value] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_create(self, key: str, create: Callable[[], Value]) -> Value:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = create()  # outside the lock: creating may take seconds (a detection)
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class CancelFlags:
+    """One threading.Event per browser session: Cancel sets it, the engine polls it between steps.
+
+    Gradio's `cancels=` stops the event on the server's side, but the denoising thread only stops when the
+    engine sees its flag, which is what frees the GPU for the next person in the queue."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> threading.Event:
+        """A fresh, unset flag for a new run of this session."""
+        with self._lock:
+            flag = self._flags[session] = threading.Event()
+            return flag
+
+    def cancel(self, session: str) -> bool:
+        with self._lock:
+            flag = self._flags.pop(session, None)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    def finish(self, session: str, flag: threading.Event) -> None:
+        with self._lock:
+            if self._flags.get(session) is flag:
+                del self._flags[session]

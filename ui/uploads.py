@@ -1,0 +1,79 @@
+"""What an upload is: a photo to detect, a pose JSON file, or an OpenPose skeleton image to use as it is.
+
+The upload panel takes all three in one field, so the kind is decided from the content, not the file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipelines.generation import PoseInput
+from pipelines.images import load_image
+from pipelines.pose import PoseEstimator, PoseResult, from_openpose_json
+
+# A skeleton image is mostly black background with a few strokes in the OpenPose palette, whose colours are
+# all fully saturated hues (faces are white dots, too few to matter). A photo with a black background fails
+# the saturation test; a colourful photo fails the background test.
+BLACK_LEVEL = 24  # max channel value still counted as background
+MIN_BACKGROUND_FRACTION = 0.6
+MIN_SATURATED_FRACTION = 0.6  # of the non-background pixels
+SATURATION_LEVEL = 150  # OpenCV HSV saturation (0-255) counted as "palette colour"
+
+
+class UploadKind(str, Enum):
+    PHOTO = "photo"
+    POSE_JSON = "pose JSON"
+    SKELETON = "OpenPose skeleton"
+
+
+@dataclass(frozen=True)
+class PreparedPose:
+    """An upload made ready for preview and generation; `pose` is None for a skeleton used as it is."""
+
+    kind: UploadKind
+    image: np.ndarray | None  # the photo or the skeleton, RGB uint8; None for JSON
+    pose: PoseResult | None
+
+    @property
+    def generation_input(self) -> PoseInput:
+        return self.pose if self.pose is not None else self.image
+
+
+def content_key(data: bytes) -> str:
+    """Cache key of an upload: the same bytes uploaded again (or sent again through the API) hit the cache."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def looks_like_json(data: bytes) -> bool:
+    return data.lstrip()[:1] in (b"{", b"[")
+
+
+def is_openpose_skeleton(image: np.ndarray) -> bool:
+    """True for a drawn OpenPose skeleton: mostly black, and what is not black is palette colour."""
+    background = image.max(axis=2) <= BLACK_LEVEL
+    foreground_count = int((~background).sum())
+    if background.mean() < MIN_BACKGROUND_FRACTION or foreground_count == 0:
+        return False
+    saturation = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)[..., 1]
+    saturated = int((saturation[~background] >= SATURATION_LEVEL).sum())
+    return saturated / foreground_count >= MIN_SATURATED_FRACTION
+
+
+def prepare_upload(data: bytes, estimator: PoseEstimator, max_pixels: int) -> PreparedPose:
+    """Parse or detect the upload's pose; raises the engines' UserErrors (bad JSON, not an image...)."""
+    if looks_like_json(data):
+        return PreparedPose(UploadKind.POSE_JSON, image=None, pose=from_openpose_json(data))
+    image = load_image(data, max_pixels=max_pixels)
+    if is_openpose_skeleton(image):
+        return PreparedPose(UploadKind.SKELETON, image=image, pose=None)
+    return PreparedPose(UploadKind.PHOTO, image=image, pose=estimator.detect(image))
+
+
+def read_upload(path: str | Path) -> bytes:
+    return Path(path).read_bytes()
