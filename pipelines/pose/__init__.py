@@ -1,6 +1,7 @@
 """DWPose whole-body pose estimation on onnxruntime, OpenPose JSON, and ControlNet-style drawing."""
 
 from pipelines.pose.draw import MODES, DrawMode, draw_conditioning, draw_overlay, draw_pose, parse_mode
+from pipelines.pose.estimator import PoseEstimator
 from pipelines.pose.keypoints import (
     VISIBILITY_THRESHOLD,
     Person,
@@ -14,6 +15,7 @@ __all__ = [
     "VISIBILITY_THRESHOLD",
     "DrawMode",
     "Person",
+    "PoseEstimator",
     "PoseResult",
     "draw_conditioning",
     "draw_overlay",

@@ -7,10 +7,20 @@ demo is readable, but the pose is a placeholder and must be labelled as one.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 CROP_WIDTH, CROP_HEIGHT = 288, 384  # DWPose-l input; the template lives in this crop's pixels
 TEMPLATE_SCORE = 0.9
+DETECTOR_SIZE = 640
+ANCHOR_STRIDES = (8, 16, 32)
+BOX_VALUES = 5  # cx, cy, w, h, objectness
+COCO_CLASSES = 80
+OPSET, IR_VERSION = 17, 8  # old enough for every onnxruntime the requirements allow
 
 # COCO-WholeBody body + feet points (0-22) of a person facing the camera, in crop pixels.
 # The person's left side is on the image's right.
@@ -66,3 +76,153 @@ def standing_template() -> np.ndarray:
         [body, _face(), _hand(tuple(body[LEFT_WRIST]), 1.0), _hand(tuple(body[RIGHT_WRIST]), -1.0)]
     )
     return np.round(points * 2) / 2
+
+
+def _save(model: onnx.ModelProto, path: Path) -> None:
+    """Write atomically, so concurrent first uses never see half a file."""
+    partial_path = path.with_suffix(f".{os.getpid()}.partial")
+    onnx.save(model, partial_path)
+    partial_path.replace(path)
+
+
+def _model(nodes: list, inputs: list, outputs: list, initializers: list, name: str) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializers)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="pose-studio"
+    )
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    return model
+
+
+def simcc_pose_model(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    height: int = CROP_HEIGHT,
+    width: int = CROP_WIDTH,
+    dynamic_batch: bool = True,
+) -> onnx.ModelProto:
+    """A DWPose-shaped model whose SimCC outputs put person i of a batch at keypoints[i % P] (crop pixels).
+
+    keypoints (P, K, 2) must lie on the 0.5 px SimCC grid; each bin row is one-hot with the point's score.
+    """
+    bins = np.rint(keypoints * 2).astype(np.int64)  # SimCC split ratio 2
+    batch = "batch" if dynamic_batch else 1
+    initializers = [
+        numpy_helper.from_array(bins[..., 0:1], "x_bins"),
+        numpy_helper.from_array(bins[..., 1:2], "y_bins"),
+        numpy_helper.from_array(scores[..., None].astype(np.float32), "scores"),
+        numpy_helper.from_array(np.arange(width * 2, dtype=np.int64), "x_range"),
+        numpy_helper.from_array(np.arange(height * 2, dtype=np.int64), "y_range"),
+        numpy_helper.from_array(np.array([0], np.int64), "zero"),
+        numpy_helper.from_array(np.array([len(keypoints)], np.int64), "templates"),
+        numpy_helper.from_array(np.array(0, np.int64), "start"),
+        numpy_helper.from_array(np.array(1, np.int64), "step"),
+    ]
+    nodes = [
+        helper.make_node("Shape", ["input"], ["input_shape"]),
+        helper.make_node("Gather", ["input_shape", "zero"], ["batch_size"]),
+        helper.make_node("Squeeze", ["batch_size"], ["batch_scalar"]),
+        helper.make_node("Range", ["start", "batch_scalar", "step"], ["people"]),
+        helper.make_node("Mod", ["people", "templates"], ["template_of_person"]),
+    ]
+    for axis in ("x", "y"):
+        nodes += [
+            helper.make_node("Equal", [f"{axis}_range", f"{axis}_bins"], [f"{axis}_hot"]),
+            helper.make_node("Cast", [f"{axis}_hot"], [f"{axis}_float"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", [f"{axis}_float", "scores"], [f"{axis}_scored"]),
+            helper.make_node("Gather", [f"{axis}_scored", "template_of_person"], [f"simcc_{axis}"], axis=0),
+        ]
+    points = keypoints.shape[1]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, height, width])],
+        [
+            helper.make_tensor_value_info("simcc_x", TensorProto.FLOAT, [batch, points, width * 2]),
+            helper.make_tensor_value_info("simcc_y", TensorProto.FLOAT, [batch, points, height * 2]),
+        ],
+        initializers,
+        "simcc_pose",
+    )
+
+
+def content_box_detector(size: int = DETECTOR_SIZE, classes: int = COCO_CLASSES) -> onnx.ModelProto:
+    """A YOLOX-shaped detector reporting one person box standing in the middle of the image's content.
+
+    The content is what is not letterbox fill (114): the box is 90 % of the content height, half as wide
+    (at most 90 % of the content width), centred, and written into the first stride-32 anchor.
+    """
+    anchors = sum((size // stride) ** 2 for stride in ANCHOR_STRIDES)
+    box_anchor = anchors - (size // ANCHOR_STRIDES[-1]) ** 2  # grid cell (0, 0) of the stride-32 head
+    stride = float(ANCHOR_STRIDES[-1])
+    constants = {
+        "fill": np.array(114.0, np.float32),
+        "half": np.array(0.5, np.float32),
+        "one": np.array(1.0, np.float32),
+        "most": np.array(0.9, np.float32),
+        "stride": np.array(stride, np.float32),
+        "scores": np.ones(2, np.float32),  # objectness and person
+        "other_classes": np.zeros(classes - 1, np.float32),
+        "before_shape": np.array([1, box_anchor, BOX_VALUES + classes], np.int64),
+        "after_shape": np.array([1, anchors - box_anchor - 1, BOX_VALUES + classes], np.int64),
+        "row_shape": np.array([1, 1, BOX_VALUES + classes], np.int64),
+    }
+    initializers = [numpy_helper.from_array(value, name) for name, value in constants.items()]
+    nodes = [
+        helper.make_node("Sub", ["images", "fill"], ["centred"]),
+        helper.make_node("Abs", ["centred"], ["distance"]),
+    ]
+    for axis, reduce_axes in (("w", [0, 1, 2]), ("h", [0, 1, 3])):
+        nodes += [  # a column (row) is content if any of its pixels differs from the fill
+            helper.make_node("ReduceMax", ["distance"], [f"{axis}_profile"], axes=reduce_axes, keepdims=0),
+            helper.make_node("Greater", [f"{axis}_profile", "half"], [f"{axis}_is_content"]),
+            helper.make_node("Cast", [f"{axis}_is_content"], [f"{axis}_flags"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceSum", [f"{axis}_flags"], [f"{axis}_count"], keepdims=1),
+            helper.make_node("Max", [f"{axis}_count", "one"], [f"content_{axis}"]),
+        ]
+    nodes += [
+        helper.make_node("Mul", ["content_w", "half"], ["center_x"]),
+        helper.make_node("Mul", ["content_h", "half"], ["center_y"]),
+        helper.make_node("Mul", ["content_h", "most"], ["box_h"]),
+        helper.make_node("Mul", ["box_h", "half"], ["slim_w"]),
+        helper.make_node("Mul", ["content_w", "most"], ["max_w"]),
+        helper.make_node("Min", ["slim_w", "max_w"], ["box_w"]),
+    ]
+    for value in ("center_x", "center_y", "box_w", "box_h"):
+        nodes.append(helper.make_node("Div", [value, "stride"], [f"{value}_cells"]))
+    nodes += [
+        helper.make_node("Log", ["box_w_cells"], ["log_w"]),
+        helper.make_node("Log", ["box_h_cells"], ["log_h"]),
+        helper.make_node(
+            "Concat",
+            ["center_x_cells", "center_y_cells", "log_w", "log_h", "scores", "other_classes"],
+            ["row"],
+            axis=0,
+        ),
+        helper.make_node("Reshape", ["row", "row_shape"], ["box_row"]),
+        helper.make_node("ConstantOfShape", ["before_shape"], ["before"]),
+        helper.make_node("ConstantOfShape", ["after_shape"], ["after"]),
+        helper.make_node("Concat", ["before", "box_row", "after"], ["output"], axis=1),
+    ]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, anchors, BOX_VALUES + classes])],
+        initializers,
+        "content_box_detector",
+    )
+
+
+def ensure_tiny_models(folder: Path, detector_file: str, pose_file: str) -> Path:
+    """Generate the stand-in pair into `folder` once (they are deterministic, so any copy is the same)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    builders = {
+        detector_file: content_box_detector,
+        pose_file: lambda: simcc_pose_model(
+            standing_template()[None], np.full((1, len(standing_template())), TEMPLATE_SCORE, np.float32)
+        ),
+    }
+    for name, build in builders.items():
+        if not (folder / name).is_file():
+            _save(build(), folder / name)
+    return folder

@@ -1,0 +1,160 @@
+"""DWPose whole-body estimation: crop each detected person, run SimCC, decode, convert to OpenPose order."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from pipelines.errors import ModelError, ValidationError
+from pipelines.pose.detector import PersonDetector
+from pipelines.pose.keypoints import PoseResult, people_from_wholebody
+from pipelines.pose.models import DETECTOR_FILE, POSE_FILE, create_session, is_stand_in, model_files
+from pipelines.settings import Settings
+
+BOX_PADDING = 1.25
+PIXEL_MEAN = np.array([123.675, 116.28, 103.53], np.float32)  # RGB, mmpose's ImageNet statistics
+PIXEL_STD = np.array([58.395, 57.12, 57.375], np.float32)
+SIMCC_SPLIT_RATIO = 2.0  # SimCC bins per input pixel
+WHOLEBODY_POINTS = 133
+
+
+def box_center_scale(boxes: np.ndarray, aspect: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and padded (w, h) of xyxy boxes, widened or heightened to the model's w/h aspect."""
+    centers = (boxes[:, :2] + boxes[:, 2:]) / 2
+    scales = (boxes[:, 2:] - boxes[:, :2]) * BOX_PADDING
+    widths, heights = scales[:, 0], scales[:, 1]
+    too_wide = widths > heights * aspect
+    scales = np.stack(
+        [np.where(too_wide, widths, heights * aspect), np.where(too_wide, widths / aspect, heights)], axis=1
+    )
+    return centers.astype(np.float32), scales.astype(np.float32)
+
+
+def crop_people(
+    image: np.ndarray, centers: np.ndarray, scales: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    """(n, 3, height, width) float32 normalised crops: each scale-sized window around its centre, bilinear."""
+    crops = np.empty((len(centers), height, width, 3), np.float32)
+    for crop, (cx, cy), (scale_w, _) in zip(crops, centers, scales, strict=True):
+        zoom = width / scale_w
+        warp = np.array([[zoom, 0, width / 2 - zoom * cx], [0, zoom, height / 2 - zoom * cy]], np.float32)
+        crop[:] = cv2.warpAffine(image, warp, (width, height), flags=cv2.INTER_LINEAR)
+    crops -= PIXEL_MEAN
+    crops *= 1.0 / PIXEL_STD
+    return crops.transpose(0, 3, 1, 2)
+
+
+def decode_simcc(simcc_x: np.ndarray, simcc_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Crop-pixel keypoints (n, K, 2) and scores (n, K): argmax bins / split ratio, min of the two maxima."""
+    x_bins, y_bins = simcc_x.argmax(axis=2), simcc_y.argmax(axis=2)
+    scores = np.minimum(simcc_x.max(axis=2), simcc_y.max(axis=2))
+    keypoints = np.stack([x_bins, y_bins], axis=-1).astype(np.float32) / SIMCC_SPLIT_RATIO
+    keypoints[scores <= 0] = -1  # no peak at all: the reference marks the point as missing
+    return keypoints, scores.astype(np.float32)
+
+
+class WholeBodyModel:
+    """A DWPose SimCC onnxruntime session; input size and batch axis are read from the session."""
+
+    def __init__(self, session: ort.InferenceSession, file_name: str) -> None:
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        shape = inputs[0].shape if len(inputs) == 1 else []
+        valid = len(shape) == 4 and shape[1] == 3 and all(isinstance(size, int) for size in shape[2:])
+        if valid:
+            height, width = shape[2:]
+            expected = [
+                [WHOLEBODY_POINTS, width * SIMCC_SPLIT_RATIO],
+                [WHOLEBODY_POINTS, height * SIMCC_SPLIT_RATIO],
+            ]
+            valid = len(outputs) == 2 and [o.shape[1:] for o in outputs] == expected
+            valid = valid and (not isinstance(shape[0], int) or shape[0] == 1)
+        if not valid:
+            raise ModelError(
+                f"{file_name} is not a DWPose whole-body model: expected one Nx3xHxW input and outputs "
+                f"simcc_x Nx133x(2W), simcc_y Nx133x(2H), got inputs {[i.shape for i in inputs]} "
+                f"and outputs {[o.shape for o in outputs]}."
+            )
+        self.session = session
+        self.input_name = inputs[0].name
+        self.height, self.width = shape[2:]
+        self.batched = not isinstance(shape[0], int)
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """COCO-WholeBody keypoints (n, 133, 2) in image pixels and their scores (n, 133)."""
+        centers, scales = box_center_scale(boxes, self.width / self.height)
+        crops = crop_people(image, centers, scales, self.width, self.height)
+        if self.batched:
+            simcc_x, simcc_y = self.session.run(None, {self.input_name: crops})
+        else:
+            outputs = [self.session.run(None, {self.input_name: crop[None]}) for crop in crops]
+            simcc_x, simcc_y = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
+        keypoints, scores = decode_simcc(simcc_x, simcc_y)
+        crop_size = np.array([self.width, self.height], np.float32)
+        keypoints = keypoints / crop_size * scales[:, None] + centers[:, None] - scales[:, None] / 2
+        return keypoints, scores
+
+
+@dataclass
+class PoseModels:
+    """The two loaded models and the onnxruntime providers they actually run on."""
+
+    detector: PersonDetector
+    wholebody: WholeBodyModel
+    providers: list[str]
+
+
+def load_pose_models(settings: Settings) -> PoseModels:
+    paths = model_files(settings)
+    detector_session = create_session(paths[DETECTOR_FILE], settings.pose_device)
+    wholebody_session = create_session(paths[POSE_FILE], settings.pose_device)
+    return PoseModels(
+        detector=PersonDetector(detector_session, DETECTOR_FILE),
+        wholebody=WholeBodyModel(wholebody_session, POSE_FILE),
+        providers=wholebody_session.get_providers(),
+    )
+
+
+class PoseEstimator:
+    """DWPose = YOLOX person detector + DWPose-l whole-body model, loaded on first use and then reused."""
+
+    def __init__(self, load: Callable[[], PoseModels], is_stand_in: bool) -> None:
+        self._load = load
+        self._models: PoseModels | None = None
+        self._lock = threading.Lock()
+        self.is_stand_in = is_stand_in
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PoseEstimator:
+        """Nothing is loaded yet; the first `detect` fetches (or generates) the files and opens sessions."""
+        return cls(partial(load_pose_models, settings), is_stand_in(settings))
+
+    @property
+    def models(self) -> PoseModels:
+        with self._lock:
+            if self._models is None:
+                self._models = self._load()
+            return self._models
+
+    @property
+    def providers(self) -> list[str]:
+        return self.models.providers
+
+    def detect(self, image: np.ndarray) -> PoseResult:
+        """Everyone in an RGB uint8 image; no person gives an empty result, never a guessed skeleton."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValidationError(
+                f"Pose detection needs an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}."
+            )
+        height, width = image.shape[:2]
+        models = self.models
+        boxes = models.detector(image)
+        if not len(boxes):
+            return PoseResult(width=width, height=height, people=[])
+        keypoints, scores = models.wholebody(image, boxes)
+        return PoseResult(width=width, height=height, people=people_from_wholebody(keypoints, scores))

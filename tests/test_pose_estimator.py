@@ -1,0 +1,244 @@
+"""The whole DWPose pipeline through onnxruntime, with model files whose outputs encode known answers."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from pipelines.errors import ModelError, ValidationError
+from pipelines.images import load_image
+from pipelines.pose.detector import anchor_grid, decode_person_boxes, letterbox_top_left
+from pipelines.pose.estimator import PoseEstimator, crop_people, decode_simcc
+from pipelines.pose.keypoints import people_from_wholebody
+from pipelines.pose.models import CPU, create_session, requested_providers
+from pipelines.pose.tiny import TEMPLATE_SCORE, standing_template
+from pipelines.settings import Settings
+from tests.onnx_builders import box_detector, simcc_pose_model, write_models
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/pose_sample.jpg"
+IMAGE_W, IMAGE_H = 1280, 960  # detector ratio r = 0.5
+# Boxes in image pixels, 288x384 each, so padding 1.25 gives a 360x480 window: image = crop * 1.25 + offset.
+BOXES = np.array([[100, 100, 388, 484], [700, 200, 988, 584]], np.float32)
+OFFSETS = np.array([[64, 52], [664, 152]], np.float32)  # centre - window / 2
+SHIFTED = np.array([10.0, -6.0])  # person 1's template is moved in the crop
+
+
+def _estimator(folder: Path, **settings) -> PoseEstimator:
+    return PoseEstimator.from_settings(
+        Settings().replace(dwpose_dir=str(folder), pose_device="cpu", **settings)
+    )
+
+
+def _templates() -> tuple[np.ndarray, np.ndarray]:
+    template = standing_template()
+    keypoints = np.stack([template, template + SHIFTED])
+    scores = np.full(keypoints.shape[:2], TEMPLATE_SCORE, np.float32)
+    scores[1, 5:7] = [0.5, 0.2]  # person 1: a weak and an invisible shoulder
+    return keypoints, scores
+
+
+class CountingSession:
+    """Wraps an onnxruntime session and records the batch size of every call."""
+
+    def __init__(self, session):
+        self.session, self.batches = session, []
+
+    def run(self, outputs, feeds):
+        self.batches.append(next(iter(feeds.values())).shape[0])
+        return self.session.run(outputs, feeds)
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 255, (IMAGE_H, IMAGE_W, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def two_people(tmp_path) -> Path:
+    keypoints, scores = _templates()
+    return write_models(
+        tmp_path / "models", box_detector(BOXES * 0.5, [0.9, 0.8]), simcc_pose_model(keypoints, scores)
+    )
+
+
+def test_known_boxes_and_keypoints_decode_exactly_in_one_batched_call(two_people, image):
+    estimator = _estimator(two_people)
+    counter = CountingSession(estimator.models.wholebody.session)
+    estimator.models.wholebody.session = counter
+    result = estimator.detect(image)
+    assert counter.batches == [2]
+    assert (result.width, result.height) == (IMAGE_W, IMAGE_H)
+    keypoints, scores = _templates()
+    expected = people_from_wholebody(keypoints * 1.25 + OFFSETS[:, None], scores)
+    for person, want in zip(result.people, expected, strict=True):
+        for part, points in person.parts().items():
+            np.testing.assert_allclose(points, want.parts()[part], atol=2e-3, err_msg=part)
+    # Spelled out: person 0's nose is crop (144, 84) -> (144 * 1.25 + 64, 84 * 1.25 + 52).
+    np.testing.assert_allclose(result.people[0].body[0], [244.0, 157.0, 0.9], atol=2e-3)
+    np.testing.assert_allclose(
+        result.people[1].body[0], [(144 + 10) * 1.25 + 664, (84 - 6) * 1.25 + 152, 0.9], atol=2e-3
+    )
+    # Person 1's right shoulder scored 0.2: the neck is hidden, the left shoulder (0.5) kept.
+    assert result.people[1].body[1, 2] == 0 and result.people[1].body[5, 2] == pytest.approx(0.5)
+
+
+def test_fixed_batch_model_gets_one_call_per_person(tmp_path, image):
+    keypoints, scores = _templates()
+    folder = write_models(
+        tmp_path,
+        box_detector(BOXES * 0.5, [0.9, 0.8]),
+        simcc_pose_model(keypoints[:1], scores[:1], dynamic_batch=False),
+    )
+    estimator = _estimator(folder)
+    counter = CountingSession(estimator.models.wholebody.session)
+    estimator.models.wholebody.session = counter
+    result = estimator.detect(image)
+    assert counter.batches == [1, 1]
+    np.testing.assert_allclose(result.people[1].body[0, :2], [144 * 1.25 + 664, 84 * 1.25 + 152], atol=2e-3)
+
+
+def test_no_person_gives_no_people_and_no_pose_call(tmp_path, image):
+    keypoints, scores = _templates()
+    # A person at 0.2 (kept as a candidate, dropped below 0.3) and a confident non-person (class 2).
+    detector = box_detector(BOXES * 0.5, [0.2, 0.95], classes=np.array([0, 2]))
+    estimator = _estimator(write_models(tmp_path, detector, simcc_pose_model(keypoints, scores)))
+    counter = CountingSession(estimator.models.wholebody.session)
+    estimator.models.wholebody.session = counter
+    assert estimator.detect(image).people == []
+    assert counter.batches == []
+
+
+def test_overlapping_boxes_are_merged_by_nms(tmp_path, image):
+    keypoints, scores = _templates()
+    boxes = np.array([[50, 50, 194, 242], [60, 50, 204, 242], [350, 100, 494, 292]], np.float32)
+    estimator = _estimator(
+        write_models(tmp_path, box_detector(boxes, [0.9, 0.85, 0.7]), simcc_pose_model(keypoints, scores))
+    )
+    result = estimator.detect(image)
+    assert len(result.people) == 2
+    assert result.people[0].body[0, 0] == pytest.approx(244.0, abs=2e-3)  # the 0.9 box won
+
+
+def test_yolox_decode_matches_hand_computed_boxes():
+    cells, strides = anchor_grid(640, 640)
+    assert len(cells) == 8400 and strides[0] == 8 and strides[-1] == 32
+    assert cells[6400].tolist() == [0, 0] and strides[6400] == 16
+    raw = np.zeros((8400, 85), np.float32)
+    anchor = 8000 + 2 * 20 + 3  # stride 32, cell (3, 2)
+    raw[anchor, :6] = [0.5, 0.25, np.log(2.0), np.log(4.0), 0.8, 0.5]  # score 0.4
+    boxes = decode_person_boxes(raw, ratio=0.5, height=640, width=640)
+    # centre ((0.5 + 3) * 32, (0.25 + 2) * 32) = (112, 72); size (64, 128); then / 0.5
+    np.testing.assert_allclose(boxes, [[160, 16, 288, 272]], atol=1e-4)
+
+
+def test_detector_letterbox_is_top_left_with_114():
+    image = np.full((100, 200, 3), 7, np.uint8)
+    tensor, ratio = letterbox_top_left(image, 640, 640)
+    assert ratio == 3.2 and tensor.shape == (1, 3, 640, 640) and tensor.dtype == np.float32
+    assert (tensor[0, :, :320, :] == 7).all() and (tensor[0, :, 320:, :] == 114).all()
+
+
+def test_crops_are_normalised_rgb_windows():
+    image = np.zeros((400, 400, 3), np.uint8)
+    image[200, 100] = (255, 0, 0)
+    crops = crop_people(image, np.array([[100.0, 200.0]]), np.array([[144.0, 192.0]]), 288, 384)
+    assert crops.shape == (1, 3, 384, 288)
+    # The window centre lands on the crop centre, twice as large; red is channel 0.
+    np.testing.assert_allclose(
+        crops[0, :, 192, 144], [(255 - 123.675) / 58.395, -116.28 / 57.12, -103.53 / 57.375], rtol=1e-5
+    )
+
+
+def test_simcc_decode_uses_argmax_over_two_and_the_smaller_maximum():
+    simcc_x, simcc_y = np.zeros((1, 2, 576), np.float32), np.zeros((1, 2, 768), np.float32)
+    simcc_x[0, 0, 301], simcc_y[0, 0, 77] = 0.8, 0.6
+    keypoints, scores = decode_simcc(simcc_x, simcc_y)
+    assert keypoints[0, 0].tolist() == [150.5, 38.5] and scores[0, 0] == pytest.approx(0.6)
+    assert keypoints[0, 1].tolist() == [-1, -1] and scores[0, 1] == 0
+
+
+def test_sessions_are_created_once(two_people, image):
+    loads = []
+    estimator = _estimator(two_people)
+    load = estimator._load
+    estimator._load = lambda: loads.append(1) or load()
+    estimator.detect(image)
+    estimator.detect(image)
+    assert len(loads) == 1 and estimator.providers == [CPU]
+
+
+def test_missing_model_file_names_it_and_says_how_to_provide_it(tmp_path):
+    with pytest.raises(ModelError, match=r"yolox_l\.onnx is missing from .*--models-dir"):
+        _estimator(tmp_path).detect(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_corrupt_model_file_is_named(two_people):
+    (two_people / "dw-ll_ucoco_384.onnx").write_bytes(b"\x08\x07not a protobuf at all")
+    with pytest.raises(ModelError, match=r"dw-ll_ucoco_384\.onnx could not be loaded"):
+        _ = _estimator(two_people).providers
+
+
+def test_mismatched_model_files_are_named(tmp_path):
+    keypoints, scores = _templates()
+    detector = box_detector(BOXES * 0.5, [0.9, 0.8])
+    swapped = write_models(tmp_path / "swapped", detector, detector)
+    with pytest.raises(ModelError, match=r"dw-ll_ucoco_384\.onnx is not a DWPose whole-body model"):
+        _ = _estimator(swapped).providers
+    wrong_size = write_models(tmp_path / "size", detector, simcc_pose_model(keypoints, scores))
+    model = onnx.load(wrong_size / "yolox_l.onnx")  # a 512 input cannot have the 8400 anchors of 640
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 512
+    model.graph.input[0].type.tensor_type.shape.dim[3].dim_value = 512
+    onnx.save(model, wrong_size / "yolox_l.onnx")
+    with pytest.raises(ModelError, match=r"yolox_l\.onnx does not match a 512x512 YOLOX detector"):
+        _ = _estimator(wrong_size).providers
+
+
+def test_gpu_request_falling_back_to_cpu_is_a_warning(two_people, caplog):
+    assert requested_providers("cpu") == [CPU]
+    with pytest.raises(ValidationError):
+        requested_providers("tpu")
+    with caplog.at_level(logging.WARNING):
+        session = create_session(two_people / "yolox_l.onnx", "cuda")
+    if "CUDAExecutionProvider" not in session.get_providers():
+        assert "yolox_l.onnx: a GPU was asked for" in caplog.text
+
+
+def test_tiny_models_put_a_standing_figure_inside_the_content(tmp_path):
+    estimator = PoseEstimator.from_settings(
+        Settings().replace(pose_models="tiny", cache_dir=str(tmp_path), pose_device="cpu")
+    )
+    assert estimator.is_stand_in
+    (person,) = estimator.detect(np.full((600, 400, 3), 50, np.uint8)).people
+    body = person.body
+    # Letterboxed by r = 640 / 600 the content is int(400 r) = 426 x 640 canvas pixels. The box is 90 % of
+    # the content height (540 image px), half as wide, centred at (213 / r, 300); padded by 1.25 the window
+    # is 675 high, so a crop pixel is 675 / 384 image pixels around the centre.
+    zoom = 675 / 384
+    np.testing.assert_allclose(body[0, :2], [213 * 600 / 640, 300 + (84 - 192) * zoom], atol=1e-3)
+    assert body[:, 2] == pytest.approx(TEMPLATE_SCORE) and body[0, 1] < body[1, 1] < body[8, 1] < body[10, 1]
+    assert (
+        (body[:, 0] > 200 - 135) & (body[:, 0] < 200 + 135) & (body[:, 1] > 30) & (body[:, 1] < 570)
+    ).all()
+    files = sorted(path.name for path in (tmp_path / "tiny-dwpose").iterdir())
+    assert files == ["dw-ll_ucoco_384.onnx", "yolox_l.onnx"]
+    assert sum(path.stat().st_size for path in (tmp_path / "tiny-dwpose").iterdir()) < 100_000
+
+
+@pytest.mark.skipif(not SAMPLE.is_file(), reason="shared/data/pose_sample.jpg is not available")
+def test_tiny_models_on_the_sample_photo(tmp_path):
+    image = load_image(SAMPLE)
+    estimator = PoseEstimator.from_settings(
+        Settings().replace(pose_models="tiny", cache_dir=str(tmp_path), pose_device="cpu")
+    )
+    result = estimator.detect(image)
+    height, width = image.shape[:2]
+    (person,) = result.people
+    for points in person.parts().values():
+        assert (
+            (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
+        ).all()
+    nose, neck, right_ankle = person.body[0], person.body[1], person.body[10]
+    assert nose[1] < neck[1] < right_ankle[1]  # standing: head above neck above feet
+    assert right_ankle[1] - nose[1] > 0.6 * height
