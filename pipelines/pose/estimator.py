@@ -20,6 +20,8 @@ from pipelines.settings import Settings
 BOX_PADDING = 1.25
 PIXEL_MEAN = np.array([123.675, 116.28, 103.53], np.float32)  # RGB, mmpose's ImageNet statistics
 PIXEL_STD = np.array([58.395, 57.12, 57.375], np.float32)
+# uint8 value -> normalised float per channel: a table lookup is ~10x faster than broadcasting over HxWx3.
+NORMALISE_TABLES = ((np.arange(256)[None] - PIXEL_MEAN[:, None]) / PIXEL_STD[:, None]).astype(np.float32)
 SIMCC_SPLIT_RATIO = 2.0  # SimCC bins per input pixel
 WHOLEBODY_POINTS = 133
 
@@ -40,14 +42,14 @@ def crop_people(
     image: np.ndarray, centers: np.ndarray, scales: np.ndarray, width: int, height: int
 ) -> np.ndarray:
     """(n, 3, height, width) float32 normalised crops: each scale-sized window around its centre, bilinear."""
-    crops = np.empty((len(centers), height, width, 3), np.float32)
+    crops = np.empty((len(centers), 3, height, width), np.float32)
     for crop, (cx, cy), (scale_w, _) in zip(crops, centers, scales, strict=True):
         zoom = width / scale_w
         warp = np.array([[zoom, 0, width / 2 - zoom * cx], [0, zoom, height / 2 - zoom * cy]], np.float32)
-        crop[:] = cv2.warpAffine(image, warp, (width, height), flags=cv2.INTER_LINEAR)
-    crops -= PIXEL_MEAN
-    crops *= 1.0 / PIXEL_STD
-    return crops.transpose(0, 3, 1, 2)
+        window = cv2.warpAffine(image, warp, (width, height), flags=cv2.INTER_LINEAR)
+        for channel, plane, table in zip(crop, cv2.split(window), NORMALISE_TABLES, strict=True):
+            cv2.LUT(plane, table, dst=channel)
+    return crops
 
 
 def decode_simcc(simcc_x: np.ndarray, simcc_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
