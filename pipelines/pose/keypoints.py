@@ -53,10 +53,6 @@ class Person:
     left_hand: np.ndarray
     right_hand: np.ndarray
 
-    @classmethod
-    def empty(cls) -> Person:
-        return cls(**{part: _empty(count) for part, count in PART_SIZES.items()})
-
     def parts(self) -> dict[str, np.ndarray]:
         return {field.name: getattr(self, field.name) for field in fields(self)}
 
