@@ -52,11 +52,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def download(settings: Settings) -> None:
     """Fetch both engines' files into the Hub cache, so the first request does not wait for a download."""
-    from pipelines.generation import prefetch
-    from pipelines.pose import PoseEstimator
+    from pipelines.generation import download_models
+    from pipelines.pose.models import model_files
 
-    PoseEstimator.from_settings(settings).prefetch()
-    prefetch(settings)
+    model_files(settings)
+    download_models(settings)
 
 
 def main(argv: list[str] | None = None) -> None:

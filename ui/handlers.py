@@ -36,6 +36,7 @@ POSE_CACHE_SIZE = 32  # uploads whose pose stays cached
 KEPT_RUNS = 32  # generation output folders kept on disk for downloading
 LOCAL_SESSION = "local"  # the session key when a handler is called outside a Gradio request
 EXAMPLE_SEED = 1234  # examples are cached, so they use a fixed seed
+PROGRESS = gr.Progress()  # Gradio hands a live tracker to any parameter that defaults to a gr.Progress
 
 DRAW_MODE_LABELS = {
     DrawMode.FULL_POSE: "Full pose",
@@ -94,10 +95,12 @@ class SavedRun:
 
     def gallery(self) -> list[tuple[str, str]]:
         """The pose conditioning first, then each sample captioned with its seed."""
-        return [(str(self.conditioning), "pose conditioning")] + self.sample_items()
+        return [(str(self.conditioning), "pose conditioning"), *self.sample_items()]
 
     def sample_items(self) -> list[tuple[str, str]]:
-        return [(str(path), f"seed {seed}") for path, seed in zip(self.samples, self.result.seeds)]
+        return [
+            (str(path), f"seed {seed}") for path, seed in zip(self.samples, self.result.seeds, strict=True)
+        ]
 
     def summary(self) -> str:
         parameters, timings = self.result.parameters, self.result.timings
@@ -159,7 +162,7 @@ class PoseStudio:
         )
 
     def show_pose(
-        self, upload: str | None, draw_mode: str, progress: gr.Progress = gr.Progress()
+        self, upload: str | None, draw_mode: str, progress: gr.Progress = PROGRESS
     ) -> tuple[tuple[np.ndarray, np.ndarray], dict | None, str]:
         """Upload and draw-mode change: the before/after preview, the OpenPose JSON and a one-line summary.
         A mode change finds the pose in the cache, so only the drawing runs again."""
@@ -178,7 +181,7 @@ class PoseStudio:
         return None, None, ""
 
     def dwpose(self, image: str, draw_mode: str = DrawMode.BODY_POSE.value) -> tuple[np.ndarray, dict | None]:
-        """API /dwpose: the pose drawn in `draw_mode` on black, and the OpenPose JSON (None for a skeleton)."""
+        """API /dwpose: the pose drawn in `draw_mode` on black and the OpenPose JSON (None for a skeleton)."""
         with user_facing_errors():
             prepared = self.prepare(image)
             return PREVIEWS[prepared.kind](prepared, parse_mode(draw_mode))[1], self._pose_json(prepared)
@@ -208,8 +211,8 @@ class PoseStudio:
         include_hands: bool,
         include_face: bool,
         thick_lines: bool,
-        progress: gr.Progress = gr.Progress(),
-        request: gr.Request = None,
+        progress: gr.Progress = PROGRESS,
+        request: gr.Request | None = None,
     ) -> Iterator[tuple]:
         """The Generate button: live previews in the gallery, then the conditioning and the samples, their
         downloads, and the seeds used written back (gallery, files, seed, seeds state, status)."""
@@ -235,7 +238,7 @@ class PoseStudio:
                 files = [str(update.archive), *map(str, update.samples)]
                 yield update.gallery(), files, update.result.seeds[0], update.result.seeds, update.summary()
             else:
-                yield update, skip, skip, skip, skip
+                yield (skip if update is None else update), skip, skip, skip, skip
 
     def generate(
         self,
@@ -248,10 +251,10 @@ class PoseStudio:
         guidance_scale: float = GenerationRequest.guidance_scale,
         controlnet_scale: float = GenerationRequest.controlnet_scale,
         seed: int = -1,
-        progress: gr.Progress = gr.Progress(),
+        progress: gr.Progress = PROGRESS,
     ) -> Iterator[tuple[list, list[int]]]:
-        """API /generate: previews while denoising, then the samples (captioned with their seeds) and the seeds.
-        A seed of -1 picks a random one."""
+        """API /generate: previews while denoising, then the samples (captioned with their seeds) and the
+        seeds. A seed of -1 picks a random one."""
         generation_request = GenerationRequest(
             prompt=prompt,
             negative_prompt=negative_prompt,
@@ -266,16 +269,16 @@ class PoseStudio:
             if isinstance(update, SavedRun):
                 yield update.sample_items(), update.result.seeds
             else:
-                yield update, []
+                yield (gr.skip() if update is None else update), gr.skip()
 
     def generate_example(self, upload: str, prompt: str) -> tuple[tuple[np.ndarray, np.ndarray], list]:
         """An example's cached result: its pose preview and one sample at the default settings."""
         preview, _, _ = self.show_pose(upload, DrawMode.FULL_POSE.value)
         request = GenerationRequest(prompt=prompt, seed=EXAMPLE_SEED)
-        *_, saved = self._generation_updates(upload, request, gr.Progress(), session=None)
+        *_, saved = self._generation_updates(upload, request, PROGRESS, session=None)
         return preview, saved.gallery()
 
-    def cancel(self, request: gr.Request = None) -> None:
+    def cancel(self, request: gr.Request | None = None) -> None:
         """The Cancel button: stop this session's denoising at the next step."""
         self.cancel_flags.cancel(_session_of(request))
 
@@ -285,11 +288,12 @@ class PoseStudio:
         generation_request: GenerationRequest,
         progress: gr.Progress,
         session: str | None,
-    ) -> Iterator[list[Image.Image] | SavedRun]:
-        """The one generation core: previews (lists of images) while denoising, then the SavedRun.
+    ) -> Iterator[list[Image.Image] | SavedRun | None]:
+        """The one generation core: None after each step, previews (lists of images), then the SavedRun.
 
         The engine runs in a worker thread and reports through a queue, because gr.Progress and yielding
-        previews only work from the handler's own thread. API calls (session None) get a private flag."""
+        previews only work from the handler's own thread. Yielding every step gives Gradio a point to close
+        the generator when the run is cancelled. API calls (session None) get a private cancel flag."""
         with user_facing_errors():
             prepared = self.prepare(upload)
             if prepared.pose is not None and not prepared.pose.people:
@@ -304,6 +308,7 @@ class PoseStudio:
                 for kind, payload in _run_in_worker(engine, generation_request, prepared, flag):
                     if kind == "progress":
                         progress(payload, desc="Denoising", unit="steps")
+                        yield None
                     elif kind == "preview":
                         yield payload
                     else:
@@ -311,7 +316,7 @@ class PoseStudio:
             except Cancelled as cancelled:
                 gr.Warning(str(cancelled))
             finally:
-                flag.set()  # the handler ended (finished, failed or closed by Gradio's cancel): stop the worker
+                flag.set()  # the handler ended (done, failed, or closed by Gradio's cancel): stop the worker
                 if session:
                     self.cancel_flags.finish(session, flag)
 
@@ -319,15 +324,15 @@ class PoseStudio:
         self.output_root.mkdir(parents=True, exist_ok=True)
         _prune_runs(self.output_root, KEPT_RUNS - 1)
         run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self.output_root))
-        written = result.save(run_dir)
-        conditioning = run_dir / "conditioning.png"
-        result.conditioning.save(conditioning)
-        samples = [path for path in written if path.suffix == ".png" and path != conditioning]
-        archive = run_dir / f"pose-studio-{result.seeds[0]}.zip"
+        samples = result.save(run_dir)  # the samples, conditioning.png and result.json
+        archive = run_dir / f"pose-studio-seed-{result.seeds[0]}.zip"
         with zipfile.ZipFile(archive, "w") as bundle:
-            for path in [conditioning, *written]:
-                bundle.write(path, path.name)
-        return SavedRun(result=result, conditioning=conditioning, samples=samples, archive=archive)
+            for path in sorted(run_dir.iterdir()):
+                if path != archive:
+                    bundle.write(path, path.name)
+        return SavedRun(
+            result=result, conditioning=run_dir / "conditioning.png", samples=samples, archive=archive
+        )
 
 
 def _run_in_worker(
@@ -370,11 +375,11 @@ def _prune_runs(root: Path, keep: int) -> None:
 def _describe(prepared: PreparedPose) -> str:
     if prepared.kind is UploadKind.SKELETON:
         height, width = prepared.image.shape[:2]
-        return f"**OpenPose skeleton**, {width}×{height}: used as it is, so the draw mode does not apply."
+        return f"**{prepared.kind.value}**, {width}×{height}: used as it is, so the draw mode does not apply."
     pose = prepared.pose
     count = len(pose.people)
     people = "no person found" if count == 0 else f"{count} {'person' if count == 1 else 'people'}"
-    return f"**{prepared.kind.value.capitalize()}**, {pose.width}×{pose.height}: {people}."
+    return f"**{prepared.kind.value}**, {pose.width}×{pose.height}: {people}."
 
 
 def select_sample(seeds: list[int], event: gr.SelectData) -> int | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from pipelines.generation import DEFAULT_SCHEDULER, SCHEDULERS, GenerationRequest
+from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.pose import DrawMode
 from ui.handlers import DRAW_MODE_LABELS, PoseStudio, select_sample, use_seed
 
@@ -23,8 +24,8 @@ GPU_GROUP = "gpu"
 RENDER_GROUP = "render"  # drawing a cached pose: CPU only, never waits behind a generation
 
 STAND_IN_BANNER = (
-    "⚠️ **Tiny preset:** the pose and image models are small *random* stand-ins, so detections and samples are "
-    "noise. Start with `--preset sdxl` for DWPose and SDXL."
+    "⚠️ **Tiny preset:** the pose and image models are small *random* stand-ins, so detections and samples "
+    "are noise. Start with `--preset sdxl` for DWPose and SDXL."
 )
 CSS = """
 #stand-in-banner { background: #fff4e5; border: 1px solid #f0b35b; border-radius: 8px; padding: 4px 12px; }
@@ -42,13 +43,15 @@ EXAMPLES = (
     ("hands-on-hips.json", "a superhero in a blue suit on a rooftop, city skyline"),
 )
 
-# Ranges of the generation controls: (minimum, maximum, step).
-SLIDER_RANGES = {
-    "num_inference_steps": (1, 100, 1),
-    "guidance_scale": (1.0, 25.0, 0.5),
-    "controlnet_scale": (0.0, 1.0, 0.05),
-    "control_guidance_end": (0.0, 1.0, 0.05),
-    "size": (64, 2048, 64),
+# Slider steps of the generation controls; their ranges are the engine's own REQUEST_BOUNDS.
+SLIDER_STEPS = {
+    "num_inference_steps": 1,
+    "guidance_scale": 0.5,
+    "controlnet_scale": 0.05,
+    "control_guidance_end": 0.05,
+    "width": 64,
+    "height": 64,
+    "samples": 1,
 }
 DEFAULT_SIZE = 1024
 
@@ -66,9 +69,11 @@ def gpu_task(handler: Callable) -> Callable:
     return spaces.GPU(handler)
 
 
-def _slider(name: str, label: str, value: float, **kwargs) -> gr.Slider:
-    minimum, maximum, step = SLIDER_RANGES[name]
-    return gr.Slider(minimum, maximum, value=value, step=step, label=label, **kwargs)
+def _slider(name: str, label: str, value: float, maximum: float | None = None, **kwargs) -> gr.Slider:
+    """A slider over the engine's range for `name`, optionally capped lower by a setting."""
+    bounds = REQUEST_BOUNDS[name]
+    high = bounds.high if maximum is None else min(bounds.high, maximum)
+    return gr.Slider(bounds.low, high, value=value, step=SLIDER_STEPS[name], label=label, **kwargs)
 
 
 @dataclass
@@ -178,7 +183,7 @@ def _generation_panel(max_samples: int) -> GenerationPanel:
     )
     negative_prompt = gr.Textbox(label="Negative prompt", value="blurry, low quality, deformed hands")
     with gr.Row():
-        samples = gr.Slider(1, max_samples, value=defaults.samples, step=1, label="Samples")
+        samples = _slider("samples", "Samples", defaults.samples, maximum=max_samples)
         scheduler = gr.Dropdown(choices=list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Scheduler")
     steps = _slider("num_inference_steps", "Steps", defaults.num_inference_steps, elem_id="steps")
     guidance = _slider("guidance_scale", "Guidance scale", defaults.guidance_scale)
@@ -191,8 +196,8 @@ def _generation_panel(max_samples: int) -> GenerationPanel:
             label="Size from the pose (nearest SDXL bucket)", value=True, elem_id="auto-size"
         )
         with gr.Row():
-            width = _slider("size", "Width", DEFAULT_SIZE, elem_id="width")
-            height = _slider("size", "Height", DEFAULT_SIZE, elem_id="height")
+            width = _slider("width", "Width", DEFAULT_SIZE, elem_id="width")
+            height = _slider("height", "Height", DEFAULT_SIZE, elem_id="height")
         control_guidance_end = _slider(
             "control_guidance_end", "Control guidance end", defaults.control_guidance_end
         )
@@ -280,8 +285,8 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
     ui_event = {"api_visibility": "undocumented"}
     with gr.Blocks(title="Pose Studio", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
-            "# Pose Studio\nWhole-body pose with **DWPose**, then images in that pose with **SDXL + ControlNet "
-            "OpenPose**. Upload a photo, a pose JSON file or an OpenPose skeleton image."
+            "# Pose Studio\nWhole-body pose with **DWPose**, then images in that pose with **SDXL + "
+            "ControlNet OpenPose**. Upload a photo, a pose JSON file or an OpenPose skeleton image."
         )
         gr.Markdown(STAND_IN_BANNER, visible=studio.is_stand_in, elem_id="stand-in-banner")
         with gr.Row(equal_height=False):

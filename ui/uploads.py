@@ -27,8 +27,10 @@ SATURATION_LEVEL = 150  # OpenCV HSV saturation (0-255) counted as "palette colo
 
 
 class UploadKind(str, Enum):
-    PHOTO = "photo"
-    POSE_JSON = "pose JSON"
+    """The kinds of upload, valued by how the UI names them."""
+
+    PHOTO = "Photo"
+    POSE_JSON = "Pose JSON"
     SKELETON = "OpenPose skeleton"
 
 

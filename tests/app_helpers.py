@@ -1,0 +1,99 @@
+"""Shared by the UI tests: a generated photo, and the real app started as `python app.py --preset tiny`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT_S = 90
+
+
+def synthetic_photo(width: int = 240, height: int = 320) -> np.ndarray:
+    """A colourful stand-in photo: a gradient backdrop and a figure; nothing like a black skeleton image."""
+    rows = np.linspace(60, 200, height, dtype=np.uint8)[:, None]
+    columns = np.linspace(40, 160, width, dtype=np.uint8)[None, :]
+    image = np.stack([np.broadcast_to(rows, (height, width)), np.broadcast_to(columns, (height, width)),
+                      np.full((height, width), 120, np.uint8)], axis=2).copy()  # fmt: skip
+    centre = width // 2
+    cv2.circle(image, (centre, height // 6), height // 14, (224, 172, 140), -1)
+    cv2.rectangle(
+        image, (centre - width // 8, height // 4), (centre + width // 8, height * 3 // 5), (40, 60, 170), -1
+    )
+    for side in (-1, 1):
+        hip, foot = (centre + side * width // 16, height * 3 // 5), (centre + side * width // 10, height - 20)
+        cv2.line(image, hip, foot, (50, 50, 60), 12)
+    return image
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_app(tmp_dir: Path, *flags: str) -> Iterator[str]:
+    """Start the tiny app on a free port in a subprocess; yield its URL; stop it. The app's log is kept in
+    tmp_dir/app.log and shown if it never comes up."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "POSE_STUDIO_CACHE_DIR": str(tmp_dir / "cache"),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "GRADIO_TEMP_DIR": str(tmp_dir / "gradio"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    log_path = tmp_dir / "app.log"
+    command = [
+        sys.executable,
+        "app.py",
+        "--preset",
+        "tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *flags,
+    ]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_up(url, process, log_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"the app did not answer within {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()}")

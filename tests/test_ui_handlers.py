@@ -1,0 +1,263 @@
+"""The UI handlers called directly on the tiny preset: upload kinds, the pose cache, errors, generation."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.errors import ImageError
+from pipelines.images import load_image
+from pipelines.pose import DrawMode, draw_overlay, draw_pose, from_openpose_json
+from pipelines.settings import Settings
+from tests.app_helpers import REPO, synthetic_photo, write_png
+from ui.handlers import GENERIC_ERROR, NO_UPLOAD, PoseStudio, select_sample, use_seed
+from ui.uploads import UploadKind, is_openpose_skeleton
+
+PRESET = REPO / "assets" / "poses" / "t-pose.json"
+SMALL = {"auto_size": False, "width": 128, "height": 96}
+
+
+class ProgressRecorder:
+    """Stands in for gr.Progress: records every (step, total) the handler reports."""
+
+    def __init__(self, on_step=None) -> None:
+        self.steps: list[tuple[int, int]] = []
+        self.descriptions: list[str | None] = []
+        self.on_step = on_step
+
+    def __call__(self, progress, desc=None, total=None, unit="steps"):
+        self.descriptions.append(desc)
+        if isinstance(progress, tuple):
+            self.steps.append(progress)
+            if self.on_step:
+                self.on_step(progress)
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory) -> PoseStudio:
+    cache = tmp_path_factory.mktemp("cache")
+    return PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=str(cache)))
+
+
+@pytest.fixture
+def counted_detect(studio, monkeypatch) -> list[int]:
+    """Counts calls to the estimator's detect (still running it)."""
+    calls: list[int] = []
+    detect = studio.pose_estimator.detect
+
+    def counting(image):
+        calls.append(1)
+        return detect(image)
+
+    monkeypatch.setattr(studio.pose_estimator, "detect", counting)
+    return calls
+
+
+@pytest.fixture
+def photo_path(tmp_path) -> Path:
+    return write_png(tmp_path / "photo.png", synthetic_photo())
+
+
+def ui_arguments(upload, **overrides) -> dict:
+    arguments = {
+        "upload": str(upload),
+        "prompt": "a dancer on a stage",
+        "negative_prompt": "blurry",
+        "samples": 1,
+        "scheduler": "Euler a",
+        "num_inference_steps": 3,
+        "guidance_scale": 5.0,
+        "controlnet_scale": 1.0,
+        "seed": 7,
+        "randomize_seed": False,
+        "auto_size": True,
+        "width": 1024,
+        "height": 1024,
+        "control_guidance_end": 1.0,
+        "include_hands": False,
+        "include_face": False,
+        "thick_lines": True,
+    }
+    return arguments | SMALL | overrides
+
+
+def test_a_photo_is_detected_once_and_every_mode_redraws_from_the_cache(studio, counted_detect, photo_path):
+    photo = synthetic_photo()
+    (before, after), pose_json, info = studio.show_pose(str(photo_path), DrawMode.BODY_POSE.value)
+    pose = from_openpose_json(pose_json)
+    assert len(pose.people) == 1 and (pose.width, pose.height) == (240, 320)
+    assert info == "**Photo**, 240×320: 1 person."
+    assert np.array_equal(before, draw_overlay(photo, pose, DrawMode.BODY_POSE))
+    assert np.array_equal(after, draw_pose(pose, DrawMode.BODY_POSE))
+    drawn = {}
+    for mode in DrawMode:
+        (before, after), _, _ = studio.redraw(str(photo_path), mode.value)
+        assert np.array_equal(after, draw_pose(pose, mode))
+        drawn[mode] = after
+    assert counted_detect == [1]
+    # The modes really differ: the body alone has no white face dots, the face mode has no limb colours.
+    assert not np.array_equal(drawn[DrawMode.BODY_POSE], drawn[DrawMode.FACE_POSE])
+    assert (drawn[DrawMode.FACE_POSE] == 255).all(axis=2).any()
+    assert not (drawn[DrawMode.BODY_POSE] == 255).all(axis=2).any()
+
+
+def test_the_same_bytes_under_another_name_hit_the_cache(studio, counted_detect, photo_path, tmp_path):
+    studio.show_pose(str(photo_path), DrawMode.FULL_POSE.value)
+    copy = tmp_path / "renamed.png"
+    copy.write_bytes(photo_path.read_bytes())
+    studio.dwpose(str(copy), DrawMode.FULL_POSE.value)
+    assert len(counted_detect) <= 1  # 0 when an earlier test already cached these bytes
+
+
+def test_a_pose_json_file_is_parsed_not_detected(studio, counted_detect):
+    expected = from_openpose_json(PRESET.read_bytes())
+    (before, after), pose_json, info = studio.show_pose(str(PRESET), DrawMode.HAND_POSE.value)
+    assert counted_detect == []
+    assert info == "**Pose JSON**, 1152×896: 1 person."
+    assert np.array_equal(before, draw_pose(expected, DrawMode.FULL_POSE))
+    assert np.array_equal(after, draw_pose(expected, DrawMode.HAND_POSE))
+    written = json.loads(PRESET.read_text())["people"][0]["pose_keypoints_2d"]
+    assert np.allclose(pose_json["people"][0]["pose_keypoints_2d"], written, atol=1e-3)
+
+
+def test_a_skeleton_image_is_used_as_it_is(studio, counted_detect, tmp_path):
+    skeleton = draw_pose(from_openpose_json(PRESET.read_bytes()), DrawMode.FULL_POSE)
+    path = write_png(tmp_path / "skeleton.png", skeleton)
+    (before, after), pose_json, info = studio.show_pose(str(path), DrawMode.FACE_MASK.value)
+    assert counted_detect == [] and pose_json is None
+    assert np.array_equal(before, skeleton) and np.array_equal(after, skeleton)
+    assert info.startswith("**OpenPose skeleton**, 1152×896")
+    assert studio.prepare(path).kind is UploadKind.SKELETON
+
+
+@pytest.mark.parametrize(
+    ("image", "is_skeleton"),
+    [
+        (lambda: draw_pose(from_openpose_json(PRESET.read_bytes()), DrawMode.BODY_POSE), True),
+        (synthetic_photo, False),
+        # A dark photo: mostly black, but its bright part is grey, not palette colour.
+        (lambda: np.pad(np.full((60, 60, 3), 180, np.uint8), ((100, 100), (100, 100), (0, 0))), False),
+        (lambda: np.zeros((64, 64, 3), np.uint8), False),
+    ],
+)
+def test_skeleton_detection_by_content(image, is_skeleton):
+    assert is_openpose_skeleton(image()) is is_skeleton
+
+
+def test_corrupt_upload_shows_the_engines_message(studio, tmp_path):
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20)
+    with pytest.raises(ImageError) as engine_error:
+        load_image(corrupt.read_bytes())
+    with pytest.raises(gr.Error) as shown:
+        studio.show_pose(str(corrupt), DrawMode.BODY_POSE.value)
+    assert shown.value.message == str(engine_error.value)
+    assert "corrupt" in shown.value.message
+
+
+def test_malformed_json_and_missing_upload_are_readable(studio, tmp_path):
+    bad = tmp_path / "pose.json"
+    bad.write_text('{"people": [}')
+    with pytest.raises(gr.Error, match="not valid JSON"):
+        studio.show_pose(str(bad), DrawMode.BODY_POSE.value)
+    with pytest.raises(gr.Error) as missing:
+        studio.show_pose(None, DrawMode.BODY_POSE.value)
+    assert missing.value.message == NO_UPLOAD
+    assert studio.redraw(None, DrawMode.BODY_POSE.value) == (None, None, "")
+
+
+def test_an_unexpected_failure_is_logged_and_shown_generically(studio, monkeypatch, tmp_path):
+    def broken(image):
+        raise RuntimeError("CUDA driver exploded")
+
+    monkeypatch.setattr(studio.pose_estimator, "detect", broken)
+    path = write_png(tmp_path / "other.png", synthetic_photo(200, 300))
+    with pytest.raises(gr.Error) as shown:
+        studio.show_pose(str(path), DrawMode.BODY_POSE.value)
+    assert shown.value.message == GENERIC_ERROR
+
+
+def test_generate_stream_reports_every_step_and_writes_seeds_back(studio, photo_path):
+    progress = ProgressRecorder()
+    updates = list(studio.generate_stream(**ui_arguments(photo_path, samples=2), progress=progress))
+    gallery, files, seed, seeds, status = updates[-1]
+    assert seeds == [7, 8] and seed == 7
+    assert [caption for _, caption in gallery] == ["pose conditioning", "seed 7", "seed 8"]
+    assert progress.steps == [(step, 3) for step in range(1, 4)]
+    for (path, _), seed in zip(gallery[1:], seeds, strict=True):
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.size == (128, 96)
+            parameters = image.text["parameters"]
+        assert parameters.startswith("a dancer on a stage\nNegative prompt: blurry\n")
+        assert f"Steps: 3, Sampler: Euler a, CFG scale: 5.0, Seed: {seed}, Size: 128x96" in parameters
+    with Image.open(gallery[0][0]) as conditioning:
+        assert conditioning.size == (128, 96)
+    archive = Path(files[0])
+    with zipfile.ZipFile(archive) as bundle:
+        names = set(bundle.namelist())
+    assert names == {Path(path).name for path, _ in gallery} | {"result.json"}
+    assert "Seeds: 7, 8" in status
+
+
+def test_live_previews_come_before_the_result(studio, photo_path):
+    updates = list(studio.generate_stream(**ui_arguments(photo_path, num_inference_steps=8)))
+    streamed = [update for update in updates[:-1] if update[0] != gr.skip()]
+    assert streamed, "no preview was streamed while denoising"
+    for preview, *rest in streamed:
+        assert rest == [gr.skip()] * 4
+        assert [image.size for image in preview] == [(128 // 8, 96 // 8)]  # latent previews
+
+
+def test_cancel_stops_the_run_at_the_next_step(studio, photo_path):
+    request = SimpleNamespace(session_hash="cancel-test")
+    progress = ProgressRecorder(on_step=lambda step: studio.cancel(request))
+    updates = list(
+        studio.generate_stream(
+            **ui_arguments(photo_path, num_inference_steps=50), progress=progress, request=request
+        )
+    )
+    assert all(update[1] == gr.skip() for update in updates)  # no final result was produced
+    assert 1 <= len(progress.steps) < 50
+
+
+def test_a_pose_without_people_cannot_generate(studio, tmp_path):
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"canvas_width": 512, "canvas_height": 512, "people": []}))
+    with pytest.raises(gr.Error, match="No person"):
+        list(studio.generate_stream(**ui_arguments(empty)))
+
+
+def test_generation_validation_errors_carry_the_engines_message(studio, photo_path):
+    with pytest.raises(gr.Error, match="scheduler"):
+        list(studio.generate_stream(**ui_arguments(photo_path, scheduler="Nope")))
+
+
+def test_api_handlers_share_the_core(studio, photo_path):
+    pose_image, pose_json = studio.dwpose(str(photo_path), DrawMode.FULL_POSE.value)
+    assert np.array_equal(pose_image, draw_pose(from_openpose_json(pose_json), DrawMode.FULL_POSE))
+    *_, (images, seeds) = studio.generate(str(PRESET), "a robot", num_inference_steps=2, seed=11, samples=2)
+    assert seeds == [11, 12]
+    assert [caption for _, caption in images] == ["seed 11", "seed 12"]
+
+
+def test_use_this_seed_takes_the_selected_samples_seed():
+    seeds = [40, 41]
+    assert select_sample(seeds, SimpleNamespace(index=0)) is None  # the conditioning image
+    assert select_sample(seeds, SimpleNamespace(index=2)) == 41
+    assert use_seed(41) == (41, False)
+    assert use_seed(None) == (gr.skip(), gr.skip())
+
+
+def test_cancel_flags_are_per_session(studio):
+    first, second = studio.cancel_flags.start("a"), studio.cancel_flags.start("b")
+    studio.cancel(SimpleNamespace(session_hash="a"))
+    assert first.is_set() and not second.is_set()
+    studio.cancel_flags.finish("b", second)
+    assert studio.cancel_flags.cancel("b") is False  # finished runs have no flag left to set
