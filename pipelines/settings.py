@@ -35,6 +35,7 @@ class Settings:
     cpu_offload: bool = False
     vae_slicing: bool = False
     vae_tiling: bool = False
+    preview_every: int = 5  # a live latent preview every this many scheduler steps
 
     # Limits
     max_pixels: int = 40_000_000  # decoded image size cap, checked from the header

@@ -1,0 +1,484 @@
+"""SDXL + ControlNet OpenPose generation in-process: request validation, lazy loading, per-request
+schedulers and seeds, progress, previews, cancel, and the NaN/black/out-of-memory guards."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import logging
+import numbers
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import numpy as np
+import torch
+from diffusers import StableDiffusionXLControlNetPipeline
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from pipelines.errors import Cancelled, GenerationError, NoPersonError, ValidationError
+from pipelines.generation.metadata import PNG_TEXT_KEY, infotext
+from pipelines.generation.presets import get_preset
+from pipelines.generation.previews import latent_previews
+from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS, build_scheduler
+from pipelines.images import letterbox, sdxl_bucket
+from pipelines.pose import PoseResult, draw_conditioning, from_openpose_json
+from pipelines.settings import ENV_PREFIX, Settings
+
+log = logging.getLogger(__name__)
+
+MAX_SEED = 999_999_999_999_999
+SIZE_MULTIPLE = 8  # the VAE's downscale factor: latents must tile the image exactly
+BLACK_LEVEL = 2 / 255  # a sample whose brightest pixel is below this is a failed (black) image
+
+
+@dataclass(frozen=True)
+class Bounds:
+    low: float
+    high: float
+    integer: bool = False
+    special: int | None = None  # one more allowed value outside the range (seed -1 = random)
+    special_meaning: str = ""
+
+    def allows(self, value: object) -> bool:
+        kind = numbers.Integral if self.integer else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return False
+        return value == self.special or self.low <= value <= self.high
+
+    def describe(self) -> str:
+        noun = "an integer" if self.integer else "a number"
+        special = f"{self.special} ({self.special_meaning}) or " if self.special is not None else ""
+        low, high = (f"{int(bound)}" if self.integer else f"{bound:g}" for bound in (self.low, self.high))
+        return f"{special}{noun} between {low} and {high}"
+
+
+# The ranges of the hosted SDXL-OpenPose APIs, except steps: from 1 so quick previews are possible.
+REQUEST_BOUNDS: dict[str, Bounds] = {
+    "samples": Bounds(1, 4, integer=True),
+    "num_inference_steps": Bounds(1, 100, integer=True),
+    "guidance_scale": Bounds(1, 25),
+    "controlnet_scale": Bounds(0, 1),
+    "seed": Bounds(0, MAX_SEED, integer=True, special=-1, special_meaning="random"),
+    "width": Bounds(64, 2048, integer=True),
+    "height": Bounds(64, 2048, integer=True),
+    "control_guidance_end": Bounds(0, 1),
+}
+OPTIONAL_FIELDS = ("width", "height")  # None: the SDXL bucket nearest the pose's aspect ratio
+
+# Device kind -> dtype when POSE_STUDIO_DTYPE is auto; CPUs run fp16 convolutions slowly or not at all.
+AUTO_DTYPE = {"cuda": "fp16", "mps": "fp16", "cpu": "fp32"}
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+# Kernels run asynchronously on accelerators: wait for them before reading a timer.
+SYNCHRONIZE: dict[str, Callable[[], None]] = {"cuda": torch.cuda.synchronize, "mps": torch.mps.synchronize}
+
+
+@dataclass
+class GenerationRequest:
+    """What the user asked for; `validate()` is the only place that knows the ranges."""
+
+    prompt: str
+    negative_prompt: str = ""  # "" = none: SDXL then uses its zeroed negative embedding
+    samples: int = 1
+    scheduler: str = DEFAULT_SCHEDULER
+    num_inference_steps: int = 30
+    guidance_scale: float = 7.5
+    controlnet_scale: float = 1.0
+    seed: int = -1  # -1 draws one; sample k uses seed + k
+    width: int | None = None  # None (both): the SDXL bucket nearest the pose's aspect ratio
+    height: int | None = None
+    control_guidance_end: float = 1.0
+    include_hands: bool = False
+    include_face: bool = False
+    thick_lines: bool = True
+
+    def validate(self) -> None:
+        """Raise ValidationError naming the first bad field and its allowed values."""
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise ValidationError("prompt must not be empty")
+        if not isinstance(self.negative_prompt, str):
+            raise ValidationError("negative_prompt must be text")
+        if self.scheduler not in SCHEDULERS:
+            raise ValidationError(
+                f"scheduler must be one of: {', '.join(SCHEDULERS)} (got {self.scheduler!r})"
+            )
+        for name, bounds in REQUEST_BOUNDS.items():
+            _check_bounds(name, getattr(self, name), bounds)
+        if (self.width is None) != (self.height is None):
+            raise ValidationError(
+                "width and height must be given together, or both left empty to use the SDXL size nearest "
+                "the pose's aspect ratio"
+            )
+        for name in OPTIONAL_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value % SIZE_MULTIPLE:
+                raise ValidationError(f"{name} must be a multiple of {SIZE_MULTIPLE} (got {value})")
+
+
+def _check_bounds(name: str, value: object, bounds: Bounds) -> None:
+    if value is None and name in OPTIONAL_FIELDS:
+        return
+    if not bounds.allows(value):
+        raise ValidationError(f"{name} must be {bounds.describe()} (got {value!r})")
+
+
+def resolve_seed(seed: int) -> int:
+    """-1 draws a fresh seed (leaving room for seed + k of every sample); anything else is kept."""
+    return secrets.randbelow(MAX_SEED + 1 - REQUEST_BOUNDS["samples"].high) if seed == -1 else seed
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo to run DWPose on first. (A bare array is taken as a ready skeleton image.)"""
+
+    image: np.ndarray  # HxWx3 uint8 RGB
+
+
+# A pose, its OpenPose JSON, a skeleton image used as is (letterboxed), or a photo to detect the pose in.
+PoseInput: TypeAlias = PoseResult | dict | np.ndarray | Photo
+ProgressCallback = Callable[[int, int], None]  # (step done, total steps)
+PreviewCallback = Callable[[list[Image.Image], int, int], None]  # (one preview per sample, step, total)
+
+
+@dataclass
+class GenerationResult:
+    images: list[Image.Image]
+    seeds: list[int]  # sample k's own seed: re-run it with samples=1 to get the same image
+    conditioning: Image.Image  # the exact ControlNet input, at the output size
+    timings: dict[str, float]  # seconds: pose, denoise, decode, total
+    parameters: dict[str, Any]  # the request with seed, width and height resolved
+    models: dict[str, str] = field(default_factory=dict)  # preset and model ids, for the metadata
+
+    def sample_file_name(self, index: int) -> str:
+        return f"sample-{index + 1}-seed-{self.seeds[index]}.png"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "images": [self.sample_file_name(index) for index in range(len(self.images))],
+            "conditioning": "conditioning.png",
+            "seeds": self.seeds,
+            "timings": self.timings,
+            "parameters": self.parameters,
+            "models": self.models,
+        }
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        """Write the samples as PNGs carrying a "parameters" text chunk, the conditioning image and
+        result.json into `out_dir`; returns the sample paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for index, (image, seed) in enumerate(zip(self.images, self.seeds, strict=True)):
+            text = PngInfo()
+            text.add_text(PNG_TEXT_KEY, infotext(self.parameters, seed, self.models))
+            path = out / self.sample_file_name(index)
+            image.save(path, pnginfo=text)
+            paths.append(path)
+        self.conditioning.save(out / "conditioning.png")
+        (out / "result.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        return paths
+
+
+def resolve_device(setting: str) -> torch.device:
+    if setting != "auto":
+        return torch.device(setting)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
+    name = AUTO_DTYPE.get(device.type, "fp32") if setting == "auto" else setting
+    if name not in DTYPES:
+        raise ValidationError(
+            f"{ENV_PREFIX}DTYPE must be auto or one of {', '.join(DTYPES)} (got {setting!r})"
+        )
+    return DTYPES[name]
+
+
+def configure_pipeline(
+    pipeline: StableDiffusionXLControlNetPipeline, settings: Settings, device: torch.device
+) -> StableDiffusionXLControlNetPipeline:
+    """The one place that decides how the loaded weights run: placement or offload, VAE memory savers.
+    Speed levers (channels_last, fused QKV, compile...) belong here too."""
+    if settings.cpu_offload and device.type == "cuda":
+        pipeline.enable_model_cpu_offload(device=device)
+    else:
+        if settings.cpu_offload:
+            log.warning("CPU offload only helps on a CUDA GPU; running on %s without it", device)
+        pipeline.to(device)
+    if settings.vae_slicing:
+        pipeline.vae.enable_slicing()
+    if settings.vae_tiling:
+        pipeline.vae.enable_tiling()
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+class GenerationEngine:
+    """Holds the weights (loaded once, on first use) and turns requests into images. Thread-safe:
+    every request gets its own pipeline object and scheduler around the shared weights."""
+
+    def __init__(self, settings: Settings, pose_estimator: Any | None = None) -> None:
+        self.settings = settings
+        self.preset = get_preset(settings.preset)
+        self.device = resolve_device(settings.device)
+        self.dtype = resolve_dtype(settings.dtype, self.device)
+        self._pose_estimator = pose_estimator
+        self._pipeline: StableDiffusionXLControlNetPipeline | None = None
+        self._load_lock = threading.Lock()
+        self._vae_lock = threading.Lock()  # decoding may upcast the shared VAE
+
+    @classmethod
+    def from_settings(cls, settings: Settings, pose_estimator: Any | None = None) -> GenerationEngine:
+        return cls(settings, pose_estimator)
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._pipeline is not None
+
+    @property
+    def is_stand_in(self) -> bool:
+        return self.preset.is_stand_in
+
+    @property
+    def models(self) -> dict[str, str]:
+        """The preset and the model ids (or folders) it loads."""
+        sources = {source.setting: getattr(self.settings, source.setting) for source in self.preset.sources}
+        return {"preset": self.settings.preset, **sources}
+
+    @property
+    def pipeline(self) -> StableDiffusionXLControlNetPipeline:
+        """The shared, loaded pipeline (loads it on first use)."""
+        self.load()
+        assert self._pipeline is not None
+        return self._pipeline
+
+    def load(self) -> None:
+        """Load the weights once per engine; concurrent callers wait for the first one."""
+        if self._pipeline is not None:
+            return
+        with self._load_lock:
+            if self._pipeline is not None:
+                return
+            if self.device.type == "cpu" and not self.preset.is_stand_in:
+                log.warning(
+                    "No GPU: running SDXL on the CPU in float32. It works, but takes minutes per image."
+                )
+            started = time.perf_counter()
+            pipeline = self.preset.build(self.preset, self.settings, self.dtype)
+            self._pipeline = configure_pipeline(pipeline, self.settings, self.device)
+            log.info(
+                "Loaded the %s preset on %s (%s) in %.1f s",
+                self.settings.preset,
+                self.device,
+                self.dtype,
+                time.perf_counter() - started,
+            )
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        pose: PoseInput,
+        progress: ProgressCallback | None = None,
+        preview: PreviewCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Generate `request.samples` images following `pose`. Raises ValidationError, NoPersonError,
+        Cancelled, GenerationError or ModelError."""
+        started = time.perf_counter()
+        request.validate()
+        pose, pose_seconds = self._detect_if_photo(pose)
+        conditioning = self._conditioning(request, pose)
+        height, width = conditioning.shape[:2]
+        seed = resolve_seed(request.seed)
+        resolved = dataclasses.replace(request, seed=seed, width=width, height=height)
+        seeds = [seed + index for index in range(request.samples)]
+        _raise_if_cancelled(cancel, "before it started")
+
+        out_of_memory = False
+        try:
+            pipeline = self._request_pipeline(request.scheduler)
+            latents, denoise_seconds = self._timed(
+                self._denoise, pipeline, resolved, conditioning, seeds, progress, preview, cancel
+            )
+            decoded, decode_seconds = self._timed(self._decode, pipeline, latents)
+        except torch.OutOfMemoryError:
+            out_of_memory = True  # handled outside `except`, so the traceback's tensors are already freed
+        if out_of_memory:
+            self._free_memory()
+            raise GenerationError(
+                f"Out of GPU memory generating {request.samples} x {width}x{height}. Try fewer samples or a "
+                f"smaller size, or set {ENV_PREFIX}CPU_OFFLOAD=1 or {ENV_PREFIX}VAE_TILING=1."
+            )
+        _raise_if_degenerate(decoded, seeds)
+        images = pipeline.image_processor.postprocess(decoded, output_type="pil")
+        return GenerationResult(
+            images=images,
+            seeds=seeds,
+            conditioning=Image.fromarray(conditioning),
+            timings={
+                "pose": pose_seconds,
+                "denoise": denoise_seconds,
+                "decode": decode_seconds,
+                "total": time.perf_counter() - started,
+            },
+            parameters=dataclasses.asdict(resolved),
+            models=self.models,
+        )
+
+    def _detect_if_photo(self, pose: PoseInput) -> tuple[PoseInput, float]:
+        if not isinstance(pose, Photo):
+            return pose, 0.0
+        started = time.perf_counter()
+        detected = self._estimator().detect(pose.image)
+        return detected, time.perf_counter() - started
+
+    def _estimator(self) -> Any:
+        if self._pose_estimator is None:
+            from pipelines.pose import PoseEstimator
+
+            self._pose_estimator = PoseEstimator.from_settings(self.settings)
+        return self._pose_estimator
+
+    @staticmethod
+    def _conditioning(request: GenerationRequest, pose: PoseInput) -> np.ndarray:
+        """The ControlNet input at exactly the output size (HxWx3 uint8)."""
+        if isinstance(pose, np.ndarray):
+            width, height = _output_size(request, pose.shape[1], pose.shape[0])
+            skeleton = letterbox(pose, width, height)
+            if not skeleton.any():
+                raise NoPersonError("The skeleton image is all black: there is no pose to follow.")
+            return skeleton
+        if not isinstance(pose, PoseResult):
+            pose = from_openpose_json(pose)
+        if not pose.people:
+            raise NoPersonError(
+                "There is no person in the pose, so there is nothing for the image to follow."
+            )
+        size = _output_size(request, pose.width, pose.height)
+        return draw_conditioning(
+            pose, size, hands=request.include_hands, face=request.include_face, thick=request.thick_lines
+        )
+
+    def _request_pipeline(self, scheduler: str) -> StableDiffusionXLControlNetPipeline:
+        """A pipeline object of this request alone: the shared weights, its own scheduler and call state.
+        (Built directly rather than with `from_pipe`, which in diffusers 0.42 re-casts every shared model,
+        to float32 unless told otherwise, and logs a warning per model per request.)"""
+        shared = self.pipeline
+        pipeline = StableDiffusionXLControlNetPipeline(
+            **{**shared.components, "scheduler": build_scheduler(scheduler, shared.scheduler.config)},
+            add_watermarker=False,
+        )
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+
+    def _timed(self, step: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+        started = time.perf_counter()
+        value = step(*args)
+        SYNCHRONIZE.get(self.device.type, lambda: None)()
+        return value, time.perf_counter() - started
+
+    def _denoise(
+        self,
+        pipeline: StableDiffusionXLControlNetPipeline,
+        request: GenerationRequest,
+        conditioning: np.ndarray,
+        seeds: list[int],
+        progress: ProgressCallback | None,
+        preview: PreviewCallback | None,
+        cancel: threading.Event | None,
+    ) -> torch.Tensor:
+        """Run the sampler to the final latents (no decode). Seeds drive CPU generators, one per sample, so
+        a sample's image is the same alone or in a batch, and on any GPU."""
+        preview_every = max(1, self.settings.preview_every)
+
+        def on_step_end(
+            pipe: StableDiffusionXLControlNetPipeline, index: int, timestep: Any, tensors: dict[str, Any]
+        ) -> dict[str, Any]:
+            step, total = index + 1, pipe.num_timesteps
+            if progress is not None:
+                progress(step, total)
+            if preview is not None and step % preview_every == 0 and step < total:
+                preview(latent_previews(tensors["latents"]), step, total)
+            _raise_if_cancelled(cancel, f"at step {step} of {total}")
+            return tensors
+
+        output = pipeline(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt or None,
+            image=Image.fromarray(conditioning),
+            width=request.width,
+            height=request.height,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            controlnet_conditioning_scale=request.controlnet_scale,
+            control_guidance_end=request.control_guidance_end,
+            num_images_per_prompt=request.samples,
+            generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
+            output_type="latent",
+            callback_on_step_end=on_step_end,
+        )
+        return output.images
+
+    @torch.no_grad()
+    def _decode(self, pipeline: StableDiffusionXLControlNetPipeline, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> images in [-1, 1], as the pipeline would decode them, upcasting a VAE that overflows
+        in fp16 (the stock SDXL VAE; the fp16-fix VAE does not need it)."""
+        vae = pipeline.vae
+        needs_upcast = vae.dtype == torch.float16 and vae.config.force_upcast
+        with self._vae_lock:
+            if needs_upcast:
+                vae.to(dtype=torch.float32)
+            try:
+                latents = latents.to(vae.dtype)
+                if vae.config.get("latents_mean") is not None and vae.config.get("latents_std") is not None:
+                    mean = torch.tensor(vae.config.latents_mean).view(1, 4, 1, 1).to(latents)
+                    std = torch.tensor(vae.config.latents_std).view(1, 4, 1, 1).to(latents)
+                    latents = latents * std / vae.config.scaling_factor + mean
+                else:
+                    latents = latents / vae.config.scaling_factor
+                return vae.decode(latents, return_dict=False)[0]
+            finally:
+                if needs_upcast:
+                    vae.to(dtype=torch.float16)
+
+    def _free_memory(self) -> None:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _output_size(request: GenerationRequest, source_width: int, source_height: int) -> tuple[int, int]:
+    if request.width is not None and request.height is not None:
+        return request.width, request.height
+    return sdxl_bucket(source_width, source_height)
+
+
+def _raise_if_cancelled(cancel: threading.Event | None, when: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"Generation cancelled {when}; nothing was decoded.")
+
+
+def _raise_if_degenerate(decoded: torch.Tensor, seeds: list[int]) -> None:
+    """NaN or all-black output is a failed run (typically fp16 overflow), never an image to show."""
+    values = decoded.detach().float()
+    for sample, seed in zip(values, seeds, strict=True):
+        if torch.isnan(sample).any():
+            raise GenerationError(
+                f"The model produced NaN values (seed {seed}). This usually means fp16 overflow: use the "
+                f"fp16-fix VAE or set {ENV_PREFIX}DTYPE=bf16 or fp32."
+            )
+        if (sample.max().item() + 1) / 2 < BLACK_LEVEL:
+            raise GenerationError(
+                f"The model produced an all-black image (seed {seed}). Try another seed or scheduler, or set "
+                f"{ENV_PREFIX}DTYPE=bf16 or fp32."
+            )

@@ -1,0 +1,149 @@
+"""Where the pipeline's weights come from: the real SDXL models (Hub or local folders) or the tiny stand-in.
+
+The model ids themselves live in `Settings` (base_model, controlnet_model, vae_model), so env vars and CLI
+flags can point any of them at another repo or a local folder; this table says which files each one needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, ControlNetModel, StableDiffusionXLControlNetPipeline
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+)
+
+from pipelines.errors import ModelError
+from pipelines.generation.tiny import build_tiny_pipeline
+from pipelines.settings import ENV_PREFIX, Settings
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_COMMAND = "python app.py --download"
+# Single-folder models (ControlNet, VAE): the config and the safetensors weights, nothing else in the repo.
+SINGLE_MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One model of a preset: which setting names it, and which of its repo's files the pipeline reads."""
+
+    role: str  # how messages name it
+    setting: str  # the Settings field holding its Hub id or local folder
+    files: tuple[str, ...]  # allow-patterns for the download; the rest of the repo is never fetched
+    variant: str | None = None
+
+
+SDXL_BASE_FILES = (
+    "model_index.json",
+    "scheduler/*",
+    "tokenizer/*",
+    "tokenizer_2/*",
+    "text_encoder/config.json",
+    "text_encoder/model.fp16.safetensors",
+    "text_encoder_2/config.json",
+    "text_encoder_2/model.fp16.safetensors",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.fp16.safetensors",
+)  # no vae/: the fp16-fix VAE replaces it
+
+
+@dataclass(frozen=True)
+class Preset:
+    is_stand_in: bool  # outputs are noise; the UI says so
+    sources: tuple[ModelSource, ...]  # empty: built in code, nothing to download
+    build: Callable[[Preset, Settings, torch.dtype], StableDiffusionXLControlNetPipeline]
+
+
+def load_pretrained(
+    preset: Preset, settings: Settings, dtype: torch.dtype
+) -> StableDiffusionXLControlNetPipeline:
+    """Load base + ControlNet + VAE from the Hub cache or local folders, in `dtype`, on the CPU."""
+    base, controlnet, vae = (resolve_source(source, settings) for source in preset.sources)
+    base_source = preset.sources[0]
+    try:
+        return StableDiffusionXLControlNetPipeline.from_pretrained(
+            base,
+            controlnet=ControlNetModel.from_pretrained(controlnet, dtype=dtype),
+            vae=AutoencoderKL.from_pretrained(vae, dtype=dtype),
+            dtype=dtype,
+            variant=base_source.variant,
+            add_watermarker=False,
+        )
+    except (OSError, ValueError) as error:
+        raise ModelError(
+            f"The SDXL weights in {base}, {controlnet} or {vae} could not be loaded ({error}). "
+            f"Delete the broken files and run `{DOWNLOAD_COMMAND}` again, or point "
+            f"{ENV_PREFIX}BASE_MODEL / CONTROLNET_MODEL / VAE_MODEL at complete local folders."
+        ) from error
+
+
+def build_tiny(preset: Preset, settings: Settings, dtype: torch.dtype) -> StableDiffusionXLControlNetPipeline:
+    pipeline = build_tiny_pipeline()
+    return pipeline if dtype == torch.float32 else pipeline.to(dtype=dtype)
+
+
+PRESETS: dict[str, Preset] = {
+    "sdxl": Preset(
+        is_stand_in=False,
+        sources=(
+            ModelSource("SDXL base model", "base_model", SDXL_BASE_FILES, variant="fp16"),
+            ModelSource("OpenPose ControlNet", "controlnet_model", SINGLE_MODEL_FILES),
+            ModelSource("VAE", "vae_model", SINGLE_MODEL_FILES),
+        ),
+        build=load_pretrained,
+    ),
+    "tiny": Preset(is_stand_in=True, sources=(), build=build_tiny),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ModelError(f"Unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+
+def resolve_source(source: ModelSource, settings: Settings) -> Path:
+    """The local folder holding `source`: the configured path itself, or its Hub snapshot (downloaded
+    unless it is cached or downloads are off). Raises ModelError saying how to provide missing weights."""
+    model = getattr(settings, source.setting)
+    if Path(model).expanduser().is_dir():
+        return Path(model).expanduser()
+    try:
+        folder = snapshot_download(model, allow_patterns=list(source.files))
+    except (LocalEntryNotFoundError, RepositoryNotFoundError, GatedRepoError, HFValidationError) as error:
+        raise ModelError(_missing_message(source, model, error)) from error
+    except HfHubHTTPError as error:
+        raise ModelError(f"Downloading the {source.role} {model!r} failed: {error}") from error
+    return Path(folder)
+
+
+def _missing_message(source: ModelSource, model: str, error: Exception) -> str:
+    variable = f"{ENV_PREFIX}{source.setting.upper()}"
+    return (
+        f"The {source.role} {model!r} is neither a local folder nor in the Hugging Face cache, and it could "
+        f"not be downloaded ({type(error).__name__}). Provide it one of three ways: run `{DOWNLOAD_COMMAND}` "
+        f"while online (then HF_HUB_OFFLINE=1 works); set {variable} to a local folder holding the model; or "
+        f"leave HF_HUB_OFFLINE unset so the first run downloads it."
+    )
+
+
+def download_models(settings: Settings) -> dict[str, Path]:
+    """Fetch every file the configured preset needs into the Hugging Face cache, ahead of time (Space
+    builds, offline use). Local folders are left as they are. Returns role -> folder."""
+    preset = get_preset(settings.preset)
+    folders = {}
+    for source in preset.sources:
+        log.info("Fetching the %s (%s)", source.role, getattr(settings, source.setting))
+        folders[source.role] = resolve_source(source, settings)
+    return folders

@@ -1,0 +1,58 @@
+"""The twelve sampler names users know from the hosted SDXL-OpenPose APIs, mapped to diffusers schedulers.
+
+Every scheduler is built fresh per request with `from_config` on the pipeline's own scheduler config, so it
+inherits the model's noise schedule and no two requests share scheduler state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    DPMSolverSinglestepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    KDPM2AncestralDiscreteScheduler,
+    KDPM2DiscreteScheduler,
+    LMSDiscreteScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+# Karras sigmas only span the model's full noise range when the timesteps do too.
+KARRAS = {"use_karras_sigmas": True, "timestep_spacing": "linspace"}
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    scheduler_class: type[SchedulerMixin]
+    overrides: dict[str, Any] = field(default_factory=dict)  # applied on top of the pipeline's config
+
+
+SCHEDULERS: dict[str, SchedulerSpec] = {
+    "DDIM": SchedulerSpec(DDIMScheduler),
+    "DPM Multi": SchedulerSpec(DPMSolverMultistepScheduler),
+    "DPM Single": SchedulerSpec(DPMSolverSinglestepScheduler),
+    "Euler a": SchedulerSpec(EulerAncestralDiscreteScheduler),
+    "Euler": SchedulerSpec(EulerDiscreteScheduler),
+    "Heun": SchedulerSpec(HeunDiscreteScheduler),
+    "DPM2 a Karras": SchedulerSpec(KDPM2AncestralDiscreteScheduler, KARRAS),
+    "DPM2 Karras": SchedulerSpec(KDPM2DiscreteScheduler, KARRAS),
+    "LMS": SchedulerSpec(LMSDiscreteScheduler),
+    "PNDM": SchedulerSpec(PNDMScheduler, {"skip_prk_steps": True}),
+    "DDPM": SchedulerSpec(DDPMScheduler),
+    "UniPC": SchedulerSpec(UniPCMultistepScheduler),
+}
+DEFAULT_SCHEDULER = "Euler a"
+
+
+def build_scheduler(name: str, base_config: dict[str, Any]) -> SchedulerMixin:
+    """A new scheduler of the named kind on the pipeline's noise schedule (`base_config`)."""
+    spec = SCHEDULERS[name]
+    return spec.scheduler_class.from_config(base_config, **spec.overrides)

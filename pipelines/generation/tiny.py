@@ -1,0 +1,118 @@
+"""The `tiny` preset: the real SDXL ControlNet pipeline class built from tiny, randomly initialised models.
+
+It downloads nothing and is seeded, so tests, CI and an offline demo get the exact same code path as the real
+models in seconds on a CPU. Its images are noise; the UI labels them as stand-ins.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    ControlNetModel,
+    EulerAncestralDiscreteScheduler,
+    StableDiffusionXLControlNetPipeline,
+    UNet2DConditionModel,
+)
+from tokenizers import pre_tokenizers
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+TINY_SEED = 0
+TEXT_WIDTH = 16  # hidden size of each text encoder; the UNet attends to both, concatenated
+TIME_EMBED_DIM = 4  # SDXL feeds six size/crop numbers, each embedded in this many channels
+
+# The scheduler config SDXL base ships with, so `from_config` builds the same schedulers for both presets.
+SDXL_SCHEDULER_CONFIG = {
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "interpolation_type": "linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "sample_max_value": 1.0,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+    "trained_betas": None,
+    "use_karras_sigmas": False,
+}
+
+
+def build_tiny_pipeline() -> StableDiffusionXLControlNetPipeline:
+    """Build the stand-in pipeline in float32 on the CPU; the same call always gives the same weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED)
+        unet = UNet2DConditionModel(
+            sample_size=16,
+            block_out_channels=(4, 8, 16),
+            layers_per_block=1,
+            norm_num_groups=4,
+            # Attention only at the lowest resolution (1/32 of the image): it keeps a 1024² run cheap.
+            down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 2, 4),
+            cross_attention_dim=2 * TEXT_WIDTH,
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=TIME_EMBED_DIM,
+            projection_class_embeddings_input_dim=TEXT_WIDTH + 6 * TIME_EMBED_DIM,
+        )
+        controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(2, 2, 4, 4))
+        _wake_zero_convolutions(controlnet)
+        vae = AutoencoderKL(
+            block_out_channels=(4, 4, 4, 4),
+            layers_per_block=1,
+            norm_num_groups=2,
+            latent_channels=4,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            mid_block_add_attention=False,
+            scaling_factor=0.13025,
+            force_upcast=False,
+        )
+        text_config = CLIPTextConfig(
+            vocab_size=len(_tiny_vocab()),
+            hidden_size=TEXT_WIDTH,
+            intermediate_size=2 * TEXT_WIDTH,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            projection_dim=TEXT_WIDTH,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            hidden_act="gelu",
+        )
+        text_encoder = CLIPTextModel(text_config)
+        text_encoder_2 = CLIPTextModelWithProjection(text_config)
+    tokenizer = _tiny_tokenizer()
+    return StableDiffusionXLControlNetPipeline(
+        vae=vae.eval(),
+        text_encoder=text_encoder.eval(),
+        text_encoder_2=text_encoder_2.eval(),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet.eval(),
+        controlnet=controlnet.eval(),
+        scheduler=EulerAncestralDiscreteScheduler.from_config(SDXL_SCHEDULER_CONFIG),
+        add_watermarker=False,
+    )
+
+
+def _wake_zero_convolutions(controlnet: ControlNetModel) -> None:
+    """A fresh ControlNet's output convolutions are zero, so the pose would change nothing; give them small
+    random weights so the stand-in's output depends on the conditioning like the real one's does."""
+    for conv in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+        torch.nn.init.normal_(conv.weight, std=0.05)
+
+
+def _tiny_vocab() -> dict[str, int]:
+    """Special tokens, then every byte as a word piece and as a word end: any text encodes, without merges."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tokens = ["<|startoftext|>", "<|endoftext|>", *alphabet, *(symbol + "</w>" for symbol in alphabet)]
+    return {token: index for index, token in enumerate(tokens)}
+
+
+def _tiny_tokenizer() -> CLIPTokenizer:
+    return CLIPTokenizer(vocab=_tiny_vocab(), merges=[], model_max_length=77)
