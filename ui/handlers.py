@@ -251,10 +251,13 @@ class PoseStudio:
         guidance_scale: float = GenerationRequest.guidance_scale,
         controlnet_scale: float = GenerationRequest.controlnet_scale,
         seed: int = -1,
+        width: int | None = None,
+        height: int | None = None,
         progress: gr.Progress = PROGRESS,
     ) -> Iterator[tuple[list, list[int]]]:
         """API /generate: previews while denoising, then the samples (captioned with their seeds) and the
-        seeds. A seed of -1 picks a random one."""
+        seeds. A seed of -1 picks a random one; width and height (optional, together) override the SDXL size
+        nearest the pose's aspect ratio."""
         generation_request = GenerationRequest(
             prompt=prompt,
             negative_prompt=negative_prompt,
@@ -264,6 +267,8 @@ class PoseStudio:
             guidance_scale=float(guidance_scale),
             controlnet_scale=float(controlnet_scale),
             seed=int(seed),
+            width=None if width is None else int(width),
+            height=None if height is None else int(height),
         )
         for update in self._generation_updates(image, generation_request, progress, session=None):
             if isinstance(update, SavedRun):

@@ -254,14 +254,16 @@ def _output_panel() -> OutputPanel:
 
 
 def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPanel, gpu: dict) -> None:
-    """/dwpose and /generate: the hosted APIs' signatures over the same handlers the page uses. Their
-    outputs live in a hidden row; the trigger is a hidden button, so only API clients call them."""
+    """/dwpose and /generate: the hosted APIs' signatures (plus optional width and height) over the same
+    handlers the page uses. Their extra components live in a hidden row; the trigger is a hidden button, so
+    only API clients call them."""
     with gr.Row(visible=False):
         trigger = gr.Button()
         pose_image = gr.Image(label="pose image", format="png", type="numpy")
         pose_json = gr.JSON(label="OpenPose JSON")
         images = gr.Gallery(label="images", format="png")
         seeds = gr.JSON(label="seeds")
+        width, height = gr.Number(label="width", precision=0), gr.Number(label="height", precision=0)
     trigger.click(
         gpu_task(studio.dwpose),
         [pose.upload, pose.draw_mode],
@@ -271,7 +273,7 @@ def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPa
     )
     trigger.click(
         gpu_task(studio.generate),
-        [pose.upload, *generation.api_inputs],
+        [pose.upload, *generation.api_inputs, width, height],
         [images, seeds],
         api_name="generate",
         **gpu,

@@ -1,0 +1,164 @@
+"""The real app (`python app.py --preset tiny`) on 127.0.0.1, driven with gradio_client like an API user."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from gradio_client.utils import QueueError, Status
+from PIL import Image
+
+import app
+from pipelines.generation import SCHEDULERS
+from pipelines.pose import DrawMode, draw_pose, from_openpose_json
+from tests.app_helpers import REPO, running_app, synthetic_photo, write_png
+
+pytestmark = pytest.mark.server
+
+PRESET = REPO / "assets" / "poses" / "standing.json"
+MAX_QUEUE_SIZE = 2
+SMALL = {"width": 128, "height": 128}
+JOB_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> str:
+    with running_app(tmp_path_factory.mktemp("app"), "--max-queue-size", str(MAX_QUEUE_SIZE)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> Path:
+    return write_png(tmp_path_factory.mktemp("inputs") / "photo.png", synthetic_photo())
+
+
+def generate(client: Client, seed: int, **overrides):
+    arguments = {
+        "image": handle_file(str(PRESET)),
+        "prompt": "a knight in armour",
+        "num_inference_steps": 1,
+        "seed": seed,
+        **SMALL,
+        **overrides,
+    }
+    return client.submit(**arguments, api_name="/generate")
+
+
+def test_flags_build_settings(monkeypatch):
+    monkeypatch.setenv("POSE_STUDIO_PORT", "9000")
+    monkeypatch.setenv("POSE_STUDIO_DEVICE", "cuda")
+    settings = app.settings_from(app.parse_args(["--preset", "tiny", "--device", "cpu", "--vae-tiling"]))
+    assert (settings.preset, settings.pose_models) == ("tiny", "tiny")
+    assert (settings.port, settings.device, settings.vae_tiling) == (9000, "cpu", True)
+    assert app.settings_from(app.parse_args(["--models-dir", "/models"])).dwpose_dir == "/models"
+
+
+def test_only_the_documented_endpoints_are_public(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {"/dwpose", "/generate"}
+    parameters = [parameter["parameter_name"] for parameter in endpoints["/generate"]["parameters"]]
+    assert parameters == [
+        "image",
+        "prompt",
+        "negative_prompt",
+        "samples",
+        "scheduler",
+        "num_inference_steps",
+        "guidance_scale",
+        "controlnet_scale",
+        "seed",
+        "width",
+        "height",
+    ]
+    assert [parameter["parameter_name"] for parameter in endpoints["/dwpose"]["parameters"]] == [
+        "image",
+        "draw_mode",
+    ]
+
+
+@pytest.mark.parametrize("mode", list(DrawMode))
+def test_dwpose_in_every_mode_returns_lossless_png(client, photo, mode):
+    image_path, pose_json = client.predict(
+        image=handle_file(str(photo)), draw_mode=mode.value, api_name="/dwpose"
+    )
+    pose = from_openpose_json(pose_json)
+    assert len(pose.people) == 1 and (pose.width, pose.height) == (240, 320)
+    with Image.open(image_path) as image:
+        assert image.format == "PNG"
+        received = np.asarray(image.convert("RGB"))
+    assert np.array_equal(received, draw_pose(pose, mode))  # exact OpenPose colours survive the trip
+
+
+def test_generate_with_every_scheduler_returns_its_seeds(client):
+    for index, name in enumerate(SCHEDULERS):
+        images, seeds = generate(client, seed=100 + index, scheduler=name).result(timeout=JOB_TIMEOUT_S)
+        assert seeds == [100 + index], name
+        assert [item["caption"] for item in images] == [f"seed {100 + index}"]
+        with Image.open(images[0]["image"]) as image:
+            assert (image.format, image.size) == ("PNG", (128, 128))
+            assert f"Sampler: {name}, " in image.text["parameters"]
+
+
+def test_two_samples_get_consecutive_seeds(client):
+    images, seeds = generate(client, seed=5, samples=2).result(timeout=JOB_TIMEOUT_S)
+    assert seeds == [5, 6] and len(images) == 2
+
+
+def test_bad_uploads_give_readable_errors(client, tmp_path):
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    with pytest.raises(AppError, match="corrupt or truncated"):
+        client.predict(image=handle_file(str(corrupt)), draw_mode="body-pose", api_name="/dwpose")
+    bad_json = tmp_path / "pose.json"
+    bad_json.write_text(json.dumps({"people": []}))
+    with pytest.raises(AppError, match="canvas_width"):
+        client.predict(image=handle_file(str(bad_json)), draw_mode="body-pose", api_name="/dwpose")
+    with pytest.raises(AppError, match="prompt must not be empty"):  # the engine's validation
+        generate(client, seed=1, prompt="  ").result(timeout=JOB_TIMEOUT_S)
+    with pytest.raises(AppError, match="greater than maximum value 100"):  # the slider's own range check
+        generate(client, seed=1, num_inference_steps=500).result(timeout=JOB_TIMEOUT_S)
+
+
+def test_a_full_queue_says_busy_try_again(server, photo):
+    clients = [Client(server, verbose=False) for _ in range(MAX_QUEUE_SIZE + 2)]
+    running = generate(clients[0], seed=1, num_inference_steps=100, width=512, height=512)
+    _wait_for(lambda: running.status().code == Status.PROCESSING)
+    waiting = [
+        clients[index].submit(image=handle_file(str(photo)), draw_mode="body-pose", api_name="/dwpose")
+        for index in range(1, MAX_QUEUE_SIZE + 1)
+    ]
+    _wait_for(lambda: all(job.status().code == Status.IN_QUEUE for job in waiting))
+    with pytest.raises(QueueError, match="Queue is full! Please try again"):
+        clients[-1].predict(image=handle_file(str(photo)), draw_mode="body-pose", api_name="/dwpose")
+    running.cancel()
+    for job in waiting:  # the queue drains once the long run is cancelled
+        _, pose_json = job.result(timeout=JOB_TIMEOUT_S)
+        assert len(pose_json["people"]) == 1
+
+
+def test_two_clients_at_once_both_finish(server):
+    clients = [Client(server, verbose=False) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(lambda c, s: generate(c, seed=s).result(timeout=JOB_TIMEOUT_S), c, 40 + i)
+                   for i, c in enumerate(clients)]  # fmt: skip
+        results = [future.result() for future in futures]
+    assert [seeds for _, seeds in results] == [[40], [41]]
+
+
+def _wait_for(condition, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.05)
