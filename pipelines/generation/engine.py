@@ -28,7 +28,7 @@ from pipelines.generation.presets import get_preset
 from pipelines.generation.previews import latent_previews
 from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS, build_scheduler
 from pipelines.images import letterbox, sdxl_bucket
-from pipelines.pose import PoseResult, draw_conditioning, from_openpose_json
+from pipelines.pose import PoseEstimator, PoseResult, draw_conditioning, from_openpose_json
 from pipelines.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ class GenerationEngine:
     """Holds the weights (loaded once, on first use) and turns requests into images. Thread-safe:
     every request gets its own pipeline object and scheduler around the shared weights."""
 
-    def __init__(self, settings: Settings, pose_estimator: Any | None = None) -> None:
+    def __init__(self, settings: Settings, pose_estimator: PoseEstimator | None = None) -> None:
         self.settings = settings
         self.preset = get_preset(settings.preset)
         self.device = resolve_device(settings.device)
@@ -238,7 +238,9 @@ class GenerationEngine:
         self._vae_lock = threading.Lock()  # decoding may upcast the shared VAE
 
     @classmethod
-    def from_settings(cls, settings: Settings, pose_estimator: Any | None = None) -> GenerationEngine:
+    def from_settings(
+        cls, settings: Settings, pose_estimator: PoseEstimator | None = None
+    ) -> GenerationEngine:
         return cls(settings, pose_estimator)
 
     @property
@@ -342,10 +344,8 @@ class GenerationEngine:
         detected = self._estimator().detect(pose.image)
         return detected, time.perf_counter() - started
 
-    def _estimator(self) -> Any:
+    def _estimator(self) -> PoseEstimator:
         if self._pose_estimator is None:
-            from pipelines.pose import PoseEstimator
-
             self._pose_estimator = PoseEstimator.from_settings(self.settings)
         return self._pose_estimator
 

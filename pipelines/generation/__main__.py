@@ -1,0 +1,134 @@
+"""Command line: generate from a pose file, or prefetch the weights, or run an X/Y sweep.
+
+    python -m pipelines.generation --pose POSE.json|SKELETON.png|PHOTO.jpg --prompt "..." [--samples 2 ...]
+    python -m pipelines.generation --download          # fetch the configured preset's weights, then exit
+    python -m pipelines.generation sweep ...           # see `python -m pipelines.generation sweep --help`
+
+Every GenerationRequest field is a flag (--num-inference-steps, --include-hands/--no-include-hands ...), and
+so are the model settings (--preset, --base-model, --device, --dtype, --cpu-offload ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.errors import UserError
+from pipelines.generation.engine import GenerationEngine, GenerationRequest, Photo, PoseInput
+from pipelines.generation.presets import PRESETS, download_models
+from pipelines.images import load_image
+from pipelines.pose import from_openpose_json
+from pipelines.settings import Settings
+
+# Settings a generation run may override from the command line.
+SETTINGS_FLAGS = (
+    "preset",
+    "base_model",
+    "controlnet_model",
+    "vae_model",
+    "device",
+    "dtype",
+    "cpu_offload",
+    "vae_slicing",
+    "vae_tiling",
+    "pose_models",
+)
+ARGUMENT_TYPES = {"str": str, "int": int, "float": float, "int | None": int}
+POSE_KINDS = ("auto", "json", "skeleton", "photo")
+# "auto": an image that is mostly pure black is a rendered skeleton, anything else a photo.
+SKELETON_DARK_LEVEL = 16
+SKELETON_DARK_FRACTION = 0.8
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.generation",
+        description="Generate SDXL images that follow a pose. First argument `sweep`: an X/Y sweep instead.",
+    )
+    parser.add_argument("--pose", type=Path, help="OpenPose JSON, a skeleton image, or a photo")
+    parser.add_argument("--pose-kind", choices=POSE_KINDS, default="auto", help="how to read --pose")
+    parser.add_argument(
+        "--out", type=Path, default=Path("outputs"), help="folder for the PNGs and result.json"
+    )
+    parser.add_argument("--download", action="store_true", help="fetch the preset's weights and exit")
+    request = parser.add_argument_group("request")
+    for field in dataclasses.fields(GenerationRequest):
+        _add_flag(request, field.name, field.type, field.default)
+    models = parser.add_argument_group("models (default: POSE_STUDIO_* environment, then built-in)")
+    settings_fields = {field.name: field for field in dataclasses.fields(Settings)}
+    for name in SETTINGS_FLAGS:
+        _add_flag(models, name, settings_fields[name].type, None)
+    return parser
+
+
+def _add_flag(group: argparse._ArgumentGroup, name: str, type_name: object, default: object) -> None:
+    """One flag per field, typed from the dataclass annotation; unset settings flags stay None."""
+    flag = "--" + name.replace("_", "-")
+    default = None if default is dataclasses.MISSING else default
+    if str(type_name) == "bool":
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+    elif name == "preset":
+        group.add_argument(flag, choices=list(PRESETS), default=default)
+    else:
+        group.add_argument(flag, type=ARGUMENT_TYPES[str(type_name)], default=default)
+
+
+def load_pose(path: Path, kind: str, max_pixels: int) -> PoseInput:
+    """Read --pose as OpenPose JSON, a skeleton image (used as is) or a photo (DWPose runs on it)."""
+    if kind == "json" or (kind == "auto" and path.suffix.lower() == ".json"):
+        return from_openpose_json(path.read_bytes())
+    image = load_image(path, max_pixels=max_pixels)
+    if kind == "auto":
+        kind = "skeleton" if looks_like_skeleton(image) else "photo"
+    return image if kind == "skeleton" else Photo(image)
+
+
+def looks_like_skeleton(image: np.ndarray) -> bool:
+    dark = image.max(axis=2) < SKELETON_DARK_LEVEL
+    return bool(dark.mean() >= SKELETON_DARK_FRACTION)
+
+
+def _print_progress(step: int, total: int) -> None:
+    print(f"\rstep {step}/{total}", end="\n" if step == total else "", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sweep"]:
+        from pipelines.generation import sweep  # only when asked: the sweep is its own command
+
+        return sweep.main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env().replace(**{name: getattr(args, name) for name in SETTINGS_FLAGS})
+    try:
+        if args.download:
+            for role, folder in download_models(settings).items():
+                print(f"{role}: {folder}")
+            return 0
+        if args.pose is None:
+            parser.error("--pose is required (or --download)")
+        pose = load_pose(args.pose, args.pose_kind, settings.max_pixels)
+        fields = dataclasses.fields(GenerationRequest)
+        request = GenerationRequest(**{field.name: getattr(args, field.name) for field in fields})
+        engine = GenerationEngine.from_settings(settings)
+        result = engine.generate(request, pose, progress=_print_progress)
+        paths = result.save(args.out)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    print(json.dumps({"seeds": result.seeds, "timings": result.timings}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
