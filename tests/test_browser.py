@@ -1,0 +1,99 @@
+"""End to end in Debian's headless Chromium, driven by Playwright: upload, pose, mode, generate, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.app_helpers import REPO, running_app, synthetic_photo, write_png
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+ARTIFACTS = REPO / "tests" / "artifacts"
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> str:
+    with running_app(tmp_path_factory.mktemp("browser-app")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/setup.sh test installs it)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server)
+    page.wait_for_selector("#generate")
+    yield page
+    page.close()
+
+
+def preview_sources(page) -> list[str]:
+    return page.eval_on_selector_all("#pose-preview img", "images => images.map(image => image.src)")
+
+
+def test_upload_see_the_pose_change_mode_and_generate(page, tmp_path):
+    photo = write_png(tmp_path / "dancer.png", synthetic_photo())
+    assert "random stand-ins" in page.inner_text("#stand-in-banner")
+
+    page.set_input_files("#upload input[type=file]", str(photo))
+    page.wait_for_function("document.querySelector('#pose-info').innerText.includes('1 person')")
+    assert page.inner_text("#pose-info") == "Photo, 240×320: 1 person."
+    before_mode_change = preview_sources(page)
+    assert len(before_mode_change) == 2  # the overlay and the drawn mode, in the before/after slider
+
+    page.get_by_label("Full pose", exact=True).check()
+    page.wait_for_function(
+        "old => { const now = [...document.querySelectorAll('#pose-preview img')].map(i => i.src);"
+        " return now.length === 2 && now[1] !== old[1]; }",
+        arg=before_mode_change,
+    )
+
+    page.fill("#prompt textarea", "a dancer on a stage")
+    page.click("#advanced button")
+    page.get_by_label("Size from the pose (nearest SDXL bucket)").uncheck()
+    for selector, value in (("#width", "128"), ("#height", "128"), ("#steps", "3")):
+        field = page.locator(f"{selector} input[type=number]")
+        field.fill(value)
+        field.press("Enter")
+    page.click("#generate")
+    page.wait_for_function("document.querySelectorAll('#gallery .caption-label').length === 2")
+    captions = page.locator("#gallery .caption-label").all_inner_texts()
+    seed = page.input_value("#seed input")
+    assert captions == ["pose conditioning", f"seed {seed}"]
+    assert page.locator("#downloads").inner_text().count(".png") == 1
+    assert f"Seeds: {seed}" in page.inner_text("#status")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "after-generate.png"), full_page=True)
+
+
+def test_a_corrupt_upload_shows_the_error(page, tmp_path):
+    corrupt = tmp_path / "holiday.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not a real jpeg at all")
+    page.set_input_files("#upload input[type=file]", str(corrupt))
+    toast = page.locator(".toast-body", has_text="corrupt or truncated")
+    toast.wait_for()
+    assert "Error" in toast.inner_text()
+    assert preview_sources(page) == []  # nothing was drawn from the broken file
