@@ -20,10 +20,9 @@ import numpy as np
 import torch
 from diffusers import StableDiffusionXLControlNetPipeline
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
 from pipelines.errors import Cancelled, GenerationError, NoPersonError, ValidationError
-from pipelines.generation.metadata import PNG_TEXT_KEY, infotext
+from pipelines.generation.metadata import png_text
 from pipelines.generation.presets import get_preset
 from pipelines.generation.previews import latent_previews
 from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS, build_scheduler
@@ -175,10 +174,8 @@ class GenerationResult:
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         for index, (image, seed) in enumerate(zip(self.images, self.seeds, strict=True)):
-            text = PngInfo()
-            text.add_text(PNG_TEXT_KEY, infotext(self.parameters, seed, self.models))
             path = out / self.sample_file_name(index)
-            image.save(path, pnginfo=text)
+            image.save(path, pnginfo=png_text(self.parameters, seed, self.models))
             paths.append(path)
         self.conditioning.save(out / "conditioning.png")
         (out / "result.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")

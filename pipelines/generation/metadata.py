@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
+from PIL.PngImagePlugin import PngInfo
+
 PNG_TEXT_KEY = "parameters"
 
 
@@ -41,3 +43,10 @@ def infotext(parameters: dict[str, Any], seed: int, models: dict[str, str]) -> s
         lines.append(f"Negative prompt: {parameters['negative_prompt']}")
     lines.append(", ".join(f"{key}: {value}" for key, value in settings.items() if value is not None))
     return "\n".join(lines)
+
+
+def png_text(parameters: dict[str, Any], seed: int, models: dict[str, str]) -> PngInfo:
+    """The PNG text chunk of one sample, for `Image.save(..., pnginfo=...)`; every saved image uses it."""
+    text = PngInfo()
+    text.add_text(PNG_TEXT_KEY, infotext(parameters, seed, models))
+    return text
