@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from pipelines.errors import ValidationError
-from pipelines.generation import GenerationRequest
+from pipelines.generation import PNG_TEXT_KEY, GenerationEngine, GenerationRequest
 from pipelines.generation.sweep import (
     GRID_BACKGROUND,
     GRID_PLACEHOLDER,
+    SweepCellResult,
+    SweepProgress,
     grid_layout,
     parse_values,
     plan_sweep,
     render_grid,
+    run_sweep,
 )
+from pipelines.pose import PoseResult, from_openpose_json
 from pipelines.settings import Settings
+from tests.app_helpers import REPO
 
 SETTINGS = Settings(preset="tiny", pose_models="tiny")
 REQUEST = GenerationRequest(prompt="a dancer in a red coat", num_inference_steps=2, width=128, height=128)
+RUN_SIZE = 64  # the runs below: an 8x8 latent, seconds on a CPU
 
 
 @pytest.mark.parametrize(
@@ -83,7 +91,7 @@ def test_unknown_scheduler_suggests_the_closest_name() -> None:
     with pytest.raises(
         ValidationError,
         match=r'^Y values: "DDIM, Eulr a" — item 2 \("Eulr a"\) is not a '
-        r'scheduler; did you mean "Euler a"\? choose from: Euler a, ',
+        r'scheduler; did you mean "Euler a"\? choose from: DDIM, DPM Multi, ',
     ):
         parse_values("DDIM, Eulr a", "scheduler", "Y values")
 
@@ -113,10 +121,10 @@ def test_cap_counts_cells_and_names_the_setting() -> None:
 def test_values_are_checked_by_the_request_validation() -> None:
     """The ranges live in GenerationRequest.validate; the sweep only adds where the bad value came from."""
     with pytest.raises(ValidationError) as expected:
-        dataclasses.replace(REQUEST, num_inference_steps=151).validate()
+        dataclasses.replace(REQUEST, num_inference_steps=101).validate()
     with pytest.raises(ValidationError) as error:
         plan_sweep(REQUEST, "num_inference_steps", "1-200 (+50)", settings=SETTINGS)
-    assert str(error.value) == f'X values: item 1 ("1-200 (+50)") gives 151: {expected.value}'
+    assert str(error.value) == f'X values: item 1 ("1-200 (+50)") gives 101: {expected.value}'
 
 
 def test_the_same_axis_twice_is_refused() -> None:
@@ -218,3 +226,100 @@ def test_a_one_axis_grid_has_no_row_labels_and_wraps_long_values() -> None:
     assert layout.size[1] == layout.cells[0][3] + layout.font_size // 2
     grid = render_grid(plan, [_solid(0), None, None])
     assert grid.size == layout.size
+
+
+# --- Runs on the tiny preset ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine() -> GenerationEngine:
+    engine = GenerationEngine.from_settings(SETTINGS)
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="module")
+def pose() -> PoseResult:
+    return from_openpose_json((REPO / "assets" / "poses" / "standing.json").read_bytes())
+
+
+def run_request(**changes: object) -> GenerationRequest:
+    return dataclasses.replace(REQUEST, width=RUN_SIZE, height=RUN_SIZE, **changes)
+
+
+def test_a_run_fills_every_cell_with_one_seed_and_saves_its_parameters(engine, pose, tmp_path) -> None:
+    plan = plan_sweep(
+        run_request(seed=-1), "guidance_scale", "2, 9", "scheduler", "Euler a, DDIM", settings=SETTINGS
+    )
+    reports: list[SweepProgress] = []
+    finished: list[SweepCellResult] = []
+    result = run_sweep(engine, plan, pose, progress=reports.append, on_cell=finished.append)
+
+    assert not result.cancelled and result.done == 4
+    assert [cell.cell.index for cell in finished] == [0, 1, 2, 3]  # the grid fills in, cell by cell
+    assert [report.describe() for report in reports[:2]] == [
+        "cell 1 of 4 · step 1/2",
+        "cell 1 of 4 · step 2/2",
+    ]
+    assert reports[-1].describe() == "cell 4 of 4 · step 2/2"
+    fractions = [report.fraction for report in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == 8
+
+    seed = plan.cells[0].request.seed
+    assert result.seeds == [seed] * 4
+    paths = result.save(tmp_path)
+    assert [path.name for path in paths] == [
+        "grid.png",
+        "cell-01-r1c1.png",
+        "cell-02-r1c2.png",
+        "cell-03-r2c1.png",
+        "cell-04-r2c2.png",
+    ]
+    texts = [Image.open(path).text[PNG_TEXT_KEY] for path in paths[1:]]
+    assert all(f"Seed: {seed}," in text for text in texts)  # read back: one seed across the grid
+    assert ["Sampler: Euler a" in text for text in texts] == [True, True, False, False]
+    assert ["CFG scale: 9.0" in text for text in texts] == [False, True, False, True]
+    assert all(f"Size: {RUN_SIZE}x{RUN_SIZE}" in text for text in texts)
+
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert (saved["x"]["values"], saved["y"]["values"]) == ([2.0, 9.0], ["Euler a", "DDIM"])
+    assert [cell["parameters"]["seed"] for cell in saved["cells"]] == [seed] * 4
+    grid = Image.open(paths[0])
+    assert grid.size == grid_layout(plan, (RUN_SIZE, RUN_SIZE)).size
+    # same seed, different guidance: the cells differ, so each really ran with its own parameters
+    first, second = (np.asarray(image, dtype=np.int16) for image in result.images[:2])
+    assert np.abs(first - second).mean() > 1
+
+
+def test_a_seed_axis_batches_consecutive_seeds_like_separate_runs(engine, pose) -> None:
+    plan = plan_sweep(run_request(), "seed", "7-9", settings=SETTINGS)
+    assert plan.batches == ((0, 1, 2),)
+    batched = run_sweep(engine, plan, pose)
+    assert batched.seeds == [7, 8, 9]
+    alone = engine.generate(run_request(seed=8), pose).images[0]
+    np.testing.assert_allclose(np.asarray(batched.images[1], float), np.asarray(alone, float), atol=2)
+
+
+def test_cancel_stops_the_grid_and_keeps_the_done_cells(engine, pose) -> None:
+    plan = plan_sweep(run_request(), "controlnet_scale", "0-1 (+0.5)", settings=SETTINGS)
+    cancel = threading.Event()
+    result = run_sweep(engine, plan, pose, on_cell=lambda cell: cancel.set(), cancel=cancel)
+    assert result.cancelled and result.done == 1
+    assert result.images[0] is not None and result.images[1:] == [None, None]
+    grid = np.asarray(result.grid())
+    layout = grid_layout(plan, (RUN_SIZE, RUN_SIZE))
+    for left, top, right, bottom in layout.cells[1:]:
+        assert (grid[top:bottom, left:right] == GRID_PLACEHOLDER).all()
+    assert json.loads(json.dumps(result.to_json()))["cells_done"] == 1
+
+
+def test_cancel_during_a_cell_keeps_the_cells_before_it(engine, pose) -> None:
+    plan = plan_sweep(run_request(), "num_inference_steps", "2, 3", settings=SETTINGS)
+    cancel = threading.Event()
+
+    def stop_in_second_cell(report: SweepProgress) -> None:
+        if report.batch == (1,) and report.step == 2:
+            cancel.set()
+
+    result = run_sweep(engine, plan, pose, progress=stop_in_second_cell, cancel=cancel)
+    assert result.cancelled and result.done == 1 and result.images[1] is None

@@ -10,17 +10,27 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
+import json
 import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from pipelines.errors import Cancelled, ValidationError
-from pipelines.generation import SCHEDULERS, GenerationEngine, GenerationRequest, PoseInput
+from pipelines.generation.engine import (
+    GenerationEngine,
+    GenerationRequest,
+    GenerationResult,
+    PoseInput,
+    resolve_seed,
+)
+from pipelines.generation.metadata import png_text
+from pipelines.generation.schedulers import SCHEDULERS
 from pipelines.settings import ENV_PREFIX, Settings
 
 RANGE_MAX_VALUES = 1000
@@ -455,7 +465,7 @@ def run_sweep(
         except Cancelled:
             result.cancelled = True
             break
-        result.conditioning = result.conditioning or generated.conditioning
+        result.conditioning, result.models = generated.conditioning, generated.models
         for index, image, parameters in zip(
             batch, generated.images, _sample_parameters(generated), strict=True
         ):
@@ -466,6 +476,11 @@ def run_sweep(
     return result
 
 
+GRID_FILE_NAME = "grid.png"
+CONDITIONING_FILE_NAME = "conditioning.png"
+SWEEP_FILE_NAME = "sweep.json"
+
+
 @dataclass
 class SweepResult:
     """The images of a sweep so far, in row-major cell order (None: not done)."""
@@ -474,6 +489,7 @@ class SweepResult:
     images: list[Image.Image | None]
     parameters: list[dict[str, Any] | None]  # per cell: the resolved request of its image
     conditioning: Image.Image | None = None  # the pose image every cell was conditioned on
+    models: dict[str, str] = dataclasses.field(default_factory=dict)  # for the PNG metadata
     cancelled: bool = False
 
     @property
@@ -494,6 +510,9 @@ class SweepResult:
     def to_json(self) -> dict[str, Any]:
         return {
             **self.plan.to_json(),
+            "grid": GRID_FILE_NAME if self.done else None,
+            "conditioning": CONDITIONING_FILE_NAME if self.conditioning else None,
+            "models": self.models,
             "cancelled": self.cancelled,
             "cells_done": self.done,
             "cells": [
@@ -509,6 +528,26 @@ class SweepResult:
                 for cell, parameters in zip(self.plan.cells, self.parameters, strict=True)
             ],
         }
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        """Write grid.png, each finished cell as a PNG carrying its own parameters (the engine's metadata),
+        conditioning.png and sweep.json into `out_dir`; returns the image paths, grid first."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        grid = self.grid()
+        if grid is not None:
+            grid.save(out / GRID_FILE_NAME)
+            paths.append(out / GRID_FILE_NAME)
+        for cell, image, parameters in zip(self.plan.cells, self.images, self.parameters, strict=True):
+            if image is not None:
+                path = out / self.cell_file_name(cell)
+                image.save(path, pnginfo=png_text(parameters, parameters["seed"], self.models))
+                paths.append(path)
+        if self.conditioning is not None:
+            self.conditioning.save(out / CONDITIONING_FILE_NAME)
+        (out / SWEEP_FILE_NAME).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        return paths
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -639,9 +678,6 @@ def render_grid(plan: SweepPlan, images: Sequence[Image.Image | None]) -> Image.
     return grid
 
 
-def resolve_seed(seed: int) -> int:
-    return seed if seed >= 0 else 42
-
-
-def _sample_parameters(generated: Any) -> list[dict[str, Any]]:
+def _sample_parameters(generated: GenerationResult) -> list[dict[str, Any]]:
+    """Each image's own resolved request: the batch's, as one sample with that image's seed."""
     return [{**generated.parameters, "samples": 1, "seed": seed} for seed in generated.seeds]
