@@ -17,6 +17,10 @@ PRESET_SETTINGS = {
 }
 
 
+# Where Gradio is told to listen by the platform (Hugging Face Spaces sets these); flags still win.
+PLATFORM_SERVER_ENV = {"host": ("GRADIO_SERVER_NAME", str), "port": ("GRADIO_SERVER_PORT", int)}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -46,8 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     flags = {name: value for name, value in vars(args).items() if name not in {"preset", "download"}}
+    platform = {
+        name: parse(os.environ[variable])
+        for name, (variable, parse) in PLATFORM_SERVER_ENV.items()
+        if variable in os.environ
+    }
     from_env = Settings.from_env()
-    return from_env.replace(**PRESET_SETTINGS[args.preset or from_env.preset], **flags)
+    return from_env.replace(**PRESET_SETTINGS[args.preset or from_env.preset], **platform).replace(**flags)
 
 
 def download(settings: Settings) -> None:

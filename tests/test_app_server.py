@@ -62,6 +62,9 @@ def test_flags_build_settings(monkeypatch):
     assert (settings.preset, settings.pose_models) == ("tiny", "tiny")
     assert (settings.port, settings.device, settings.vae_tiling) == (9000, "cpu", True)
     assert app.settings_from(app.parse_args(["--models-dir", "/models"])).dwpose_dir == "/models"
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what Hugging Face Spaces sets
+    assert app.settings_from(app.parse_args([])).host == "0.0.0.0"
+    assert app.settings_from(app.parse_args(["--host", "127.0.0.2"])).host == "127.0.0.2"
 
 
 def test_only_the_documented_endpoints_are_public(client):

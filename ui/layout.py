@@ -183,7 +183,7 @@ def _generation_panel(max_samples: int) -> GenerationPanel:
     )
     negative_prompt = gr.Textbox(label="Negative prompt", value="blurry, low quality, deformed hands")
     with gr.Row():
-        samples = _slider("samples", "Samples", defaults.samples, maximum=max_samples)
+        samples = _slider("samples", "Samples", defaults.samples, maximum=max_samples, elem_id="samples")
         scheduler = gr.Dropdown(choices=list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Scheduler")
     steps = _slider("num_inference_steps", "Steps", defaults.num_inference_steps, elem_id="steps")
     guidance = _slider("guidance_scale", "Guidance scale", defaults.guidance_scale)
