@@ -323,3 +323,50 @@ def test_cancel_during_a_cell_keeps_the_cells_before_it(engine, pose) -> None:
 
     result = run_sweep(engine, plan, pose, progress=stop_in_second_cell, cancel=cancel)
     assert result.cancelled and result.done == 1 and result.images[1] is None
+
+
+def test_cli_writes_the_grid_the_cells_and_sweep_json(tmp_path, capsys) -> None:
+    from pipelines.generation.__main__ import main
+
+    arguments = ["sweep", "--pose", str(REPO / "assets" / "poses" / "standing.json"), "--prompt", "a dancer"]
+    arguments += [
+        "--x-axis",
+        "num_inference_steps",
+        "--x-values",
+        "1-2",
+        "--y-axis",
+        "seed",
+        "--y-values",
+        "3, 4",
+    ]
+    arguments += [
+        "--preset",
+        "tiny",
+        "--width",
+        str(RUN_SIZE),
+        "--height",
+        str(RUN_SIZE),
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(arguments) == 0
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert [(cell["x"], cell["y"], cell["parameters"]["seed"]) for cell in saved["cells"]] == [
+        (1, 3, 3),
+        (2, 3, 3),
+        (1, 4, 4),
+        (2, 4, 4),
+    ]
+    assert (
+        Image.open(tmp_path / "grid.png").size
+        == grid_layout(
+            plan_sweep(run_request(), "num_inference_steps", "1-2", "seed", "3, 4", settings=SETTINGS),
+            (64, 64),
+        ).size
+    )
+    assert capsys.readouterr().out.splitlines()[0] == str(tmp_path / "grid.png")
+
+    assert main([*arguments[:-1], str(tmp_path / "capped"), "--x-values", "1-9"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: this sweep has 9×2 = 18 cells; the limit is 16 (POSE_STUDIO_SWEEP_MAX_CELLS)"
+    )

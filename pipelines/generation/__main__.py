@@ -51,20 +51,40 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipelines.generation",
         description="Generate SDXL images that follow a pose. First argument `sweep`: an X/Y sweep instead.",
     )
-    parser.add_argument("--pose", type=Path, help="OpenPose JSON, a skeleton image, or a photo")
-    parser.add_argument("--pose-kind", choices=POSE_KINDS, default="auto", help="how to read --pose")
     parser.add_argument(
         "--out", type=Path, default=Path("outputs"), help="folder for the PNGs and result.json"
     )
     parser.add_argument("--download", action="store_true", help="fetch the preset's weights and exit")
+    add_generation_flags(parser)
+    return parser
+
+
+def add_generation_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """--pose, --pose-kind, a flag per GenerationRequest field (but `skip`) and the model settings: the one
+    flag table of every command that generates (this one and `sweep`)."""
+    parser.add_argument("--pose", type=Path, help="OpenPose JSON, a skeleton image, or a photo")
+    parser.add_argument("--pose-kind", choices=POSE_KINDS, default="auto", help="how to read --pose")
     request = parser.add_argument_group("request")
     for field in dataclasses.fields(GenerationRequest):
-        _add_flag(request, field.name, field.type, field.default)
+        if field.name not in skip:
+            _add_flag(request, field.name, field.type, field.default)
     models = parser.add_argument_group("models (default: POSE_STUDIO_* environment, then built-in)")
     settings_fields = {field.name: field for field in dataclasses.fields(Settings)}
     for name in SETTINGS_FLAGS:
         _add_flag(models, name, settings_fields[name].type, None)
-    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The environment's settings with the model flags that were given."""
+    return Settings.from_env().replace(**{name: getattr(args, name) for name in SETTINGS_FLAGS})
+
+
+def request_from(args: argparse.Namespace, **fixed: object) -> GenerationRequest:
+    """The request the flags describe; `fixed` sets the fields a command has no flag for."""
+    fields = dataclasses.fields(GenerationRequest)
+    return GenerationRequest(
+        **{field.name: getattr(args, field.name) for field in fields if field.name not in fixed}, **fixed
+    )
 
 
 def _add_flag(group: argparse._ArgumentGroup, name: str, type_name: object, default: object) -> None:
@@ -107,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env().replace(**{name: getattr(args, name) for name in SETTINGS_FLAGS})
+    settings = settings_from(args)
     try:
         if args.download:
             for role, folder in download_models(settings).items():
@@ -116,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pose is None:
             parser.error("--pose is required (or --download)")
         pose = load_pose(args.pose, args.pose_kind, settings.max_pixels)
-        fields = dataclasses.fields(GenerationRequest)
-        request = GenerationRequest(**{field.name: getattr(args, field.name) for field in fields})
+        request = request_from(args)
         engine = GenerationEngine.from_settings(settings)
         result = engine.generate(request, pose, progress=_print_progress)
         paths = result.save(args.out)
