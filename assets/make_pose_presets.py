@@ -98,9 +98,9 @@ def _limb(start: np.ndarray, bones: tuple, lengths: tuple[float, float]) -> list
 def _body(pose: dict) -> np.ndarray:
     """The 18 OpenPose body points (x, y) in figure coordinates, neck at the origin."""
     neck = np.zeros(2)
-    nose = neck + (0, -NOSE_ABOVE_NECK)
-    right_shoulder, left_shoulder = neck + (-SHOULDER_HALF_WIDTH, 8), neck + (SHOULDER_HALF_WIDTH, 8)
-    right_hip, left_hip = neck + (-HIP_HALF_WIDTH, TORSO), neck + (HIP_HALF_WIDTH, TORSO)
+    nose = np.array([0, -NOSE_ABOVE_NECK])
+    right_shoulder, left_shoulder = np.array([-SHOULDER_HALF_WIDTH, 8]), np.array([SHOULDER_HALF_WIDTH, 8])
+    right_hip, left_hip = np.array([-HIP_HALF_WIDTH, TORSO]), np.array([HIP_HALF_WIDTH, TORSO])
     right_elbow, right_wrist = _limb(right_shoulder, pose["right_arm"], (UPPER_ARM, FOREARM))
     left_elbow, left_wrist = _limb(left_shoulder, pose["left_arm"], (UPPER_ARM, FOREARM))
     right_knee, right_ankle = _limb(right_hip, pose["right_leg"], (THIGH, SHIN))

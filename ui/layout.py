@@ -297,7 +297,7 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             with gr.Column(scale=1):
                 generation = _generation_panel(settings.max_samples)
         output = _output_panel()
-        gr.Examples(
+        examples = gr.Examples(
             examples=[[str(ASSETS_DIR / "poses" / name), prompt] for name, prompt in EXAMPLES],
             example_labels=[Path(name).stem for name, _ in EXAMPLES],
             inputs=[pose.upload, generation.prompt],
@@ -338,6 +338,9 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             **ui_event,
         )
         _api_endpoints(studio, pose, generation, gpu)
+    # gr.Examples takes no concurrency arguments, yet its lazy caching runs a generation: into the GPU group.
+    example_event = demo.fns[examples.cache_event["id"]]
+    example_event.concurrency_id, example_event.concurrency_limit = GPU_GROUP, settings.concurrency_limit
     demo.queue(
         api_open=False, max_size=settings.max_queue_size, default_concurrency_limit=settings.concurrency_limit
     )
