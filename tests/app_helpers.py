@@ -17,6 +17,14 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 90
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, driven by Playwright in the browser tests
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 def synthetic_photo(width: int = 240, height: int = 320) -> np.ndarray:

@@ -69,7 +69,7 @@ def test_flags_build_settings(monkeypatch):
 
 def test_only_the_documented_endpoints_are_public(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/dwpose", "/generate"}
+    assert set(endpoints) == {"/dwpose", "/generate", "/sweep"}
     parameters = [parameter["parameter_name"] for parameter in endpoints["/generate"]["parameters"]]
     assert parameters == [
         "image",

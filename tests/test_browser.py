@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.app_helpers import REPO, running_app, synthetic_photo, write_png
+from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, running_app, synthetic_photo, write_png
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 ARTIFACTS = REPO / "tests" / "artifacts"
 TIMEOUT_MS = 60_000
 

@@ -111,11 +111,49 @@ class SavedRun:
         )
 
 
+def panel_request(
+    prompt: str,
+    negative_prompt: str,
+    samples: int,
+    scheduler: str,
+    num_inference_steps: int,
+    guidance_scale: float,
+    controlnet_scale: float,
+    seed: int,
+    randomize_seed: bool,
+    auto_size: bool,
+    width: int,
+    height: int,
+    control_guidance_end: float,
+    include_hands: bool,
+    include_face: bool,
+    thick_lines: bool,
+) -> GenerationRequest:
+    """The generation panel's values (`GenerationPanel.ui_inputs`, in order) as a request; Generate and the
+    Sweep section both read the panel through it."""
+    return GenerationRequest(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        samples=int(samples),
+        scheduler=scheduler,
+        num_inference_steps=int(num_inference_steps),
+        guidance_scale=float(guidance_scale),
+        controlnet_scale=float(controlnet_scale),
+        seed=-1 if randomize_seed else int(seed),
+        width=None if auto_size else int(width),
+        height=None if auto_size else int(height),
+        control_guidance_end=float(control_guidance_end),
+        include_hands=include_hands,
+        include_face=include_face,
+        thick_lines=thick_lines,
+    )
+
+
 def seeds_text(seeds: list[int]) -> str:
     return ", ".join(str(seed) for seed in seeds)
 
 
-def _session_of(request: gr.Request | None) -> str:
+def session_of(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or LOCAL_SESSION
 
 
@@ -216,24 +254,26 @@ class PoseStudio:
     ) -> Iterator[tuple]:
         """The Generate button: live previews in the gallery, then the conditioning and the samples, their
         downloads, and the seeds used written back (gallery, files, seed, seeds state, status)."""
-        generation_request = GenerationRequest(
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            samples=int(samples),
-            scheduler=scheduler,
-            num_inference_steps=int(num_inference_steps),
-            guidance_scale=float(guidance_scale),
-            controlnet_scale=float(controlnet_scale),
-            seed=-1 if randomize_seed else int(seed),
-            width=None if auto_size else int(width),
-            height=None if auto_size else int(height),
-            control_guidance_end=float(control_guidance_end),
-            include_hands=include_hands,
-            include_face=include_face,
-            thick_lines=thick_lines,
+        generation_request = panel_request(
+            prompt,
+            negative_prompt,
+            samples,
+            scheduler,
+            num_inference_steps,
+            guidance_scale,
+            controlnet_scale,
+            seed,
+            randomize_seed,
+            auto_size,
+            width,
+            height,
+            control_guidance_end,
+            include_hands,
+            include_face,
+            thick_lines,
         )
         skip = gr.skip()
-        for update in self._generation_updates(upload, generation_request, progress, _session_of(request)):
+        for update in self._generation_updates(upload, generation_request, progress, session_of(request)):
             if isinstance(update, SavedRun):
                 files = [str(update.archive), *map(str, update.samples)]
                 yield update.gallery(), files, update.result.seeds[0], update.result.seeds, update.summary()
@@ -285,7 +325,7 @@ class PoseStudio:
 
     def cancel(self, request: gr.Request | None = None) -> None:
         """The Cancel button: stop this session's denoising at the next step."""
-        self.cancel_flags.cancel(_session_of(request))
+        self.cancel_flags.cancel(session_of(request))
 
     def _generation_updates(
         self,
@@ -325,10 +365,14 @@ class PoseStudio:
                 if session:
                     self.cancel_flags.finish(session, flag)
 
-    def _save(self, result: GenerationResult) -> SavedRun:
+    def new_run_dir(self, prefix: str = "run-") -> Path:
+        """A fresh folder for one run's downloads; the oldest go, so KEPT_RUNS stay on disk."""
         self.output_root.mkdir(parents=True, exist_ok=True)
         _prune_runs(self.output_root, KEPT_RUNS - 1)
-        run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self.output_root))
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.output_root))
+
+    def _save(self, result: GenerationResult) -> SavedRun:
+        run_dir = self.new_run_dir()
         samples = result.save(run_dir)  # the samples, conditioning.png and result.json
         archive = run_dir / f"pose-studio-seed-{result.seeds[0]}.zip"
         with zipfile.ZipFile(archive, "w") as bundle:
@@ -340,27 +384,21 @@ class PoseStudio:
         )
 
 
-def _run_in_worker(
-    engine: GenerationEngine, request: GenerationRequest, prepared: PreparedPose, cancel: threading.Event
-) -> Iterator[tuple[str, object]]:
-    """Run engine.generate in a thread; yield ("progress", (step, total)), ("preview", images), then
-    ("result", GenerationResult). The engine's exception is re-raised here, in the caller's thread."""
+Report = Callable[[str, object], None]  # (kind, payload) from a worker thread to the handler
+
+
+def stream_from_worker(work: Callable[[Report], object], name: str) -> Iterator[tuple[str, object]]:
+    """Run `work` in a thread; yield each (kind, payload) it reports, then ("result", what it returned). Its
+    exception is re-raised here, in the caller's thread: gr.Progress and yielding only work from there."""
     events: queue.Queue[tuple[str, object]] = queue.Queue()
 
-    def work() -> None:
+    def run() -> None:
         try:
-            result = engine.generate(
-                request,
-                prepared.generation_input,
-                progress=lambda step, total: events.put(("progress", (step, total))),
-                preview=lambda images, step, total: events.put(("preview", list(images))),
-                cancel=cancel,
-            )
-            events.put(("result", result))
+            events.put(("result", work(lambda kind, payload: events.put((kind, payload)))))
         except BaseException as error:  # handed to the caller's thread, which raises it
             events.put(("error", error))
 
-    threading.Thread(target=work, name="generate", daemon=True).start()
+    threading.Thread(target=run, name=name, daemon=True).start()
     while True:
         kind, payload = events.get()
         if kind == "error":
@@ -368,6 +406,24 @@ def _run_in_worker(
         yield kind, payload
         if kind == "result":
             return
+
+
+def _run_in_worker(
+    engine: GenerationEngine, request: GenerationRequest, prepared: PreparedPose, cancel: threading.Event
+) -> Iterator[tuple[str, object]]:
+    """engine.generate in a thread: ("progress", (step, total)), ("preview", images), then ("result",
+    GenerationResult)."""
+
+    def work(report: Report) -> GenerationResult:
+        return engine.generate(
+            request,
+            prepared.generation_input,
+            progress=lambda step, total: report("progress", (step, total)),
+            preview=lambda images, step, total: report("preview", list(images)),
+            cancel=cancel,
+        )
+
+    return stream_from_worker(work, "generate")
 
 
 def _prune_runs(root: Path, keep: int) -> None:

@@ -18,6 +18,7 @@ from pipelines.generation import DEFAULT_SCHEDULER, SCHEDULERS, GenerationReques
 from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.pose import DrawMode
 from ui.handlers import DRAW_MODE_LABELS, PoseStudio, select_sample, use_seed
+from ui.sweep import build_sweep_section
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 GPU_GROUP = "gpu"
@@ -338,6 +339,7 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             **ui_event,
         )
         _api_endpoints(studio, pose, generation, gpu)
+        build_sweep_section(studio, pose, generation, gpu, gpu_task)
     # gr.Examples takes no concurrency arguments, yet its lazy caching runs a generation: into the GPU group.
     example_event = demo.fns[examples.cache_event["id"]]
     example_event.concurrency_id, example_event.concurrency_limit = GPU_GROUP, settings.concurrency_limit

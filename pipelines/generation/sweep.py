@@ -279,6 +279,11 @@ class SweepPlan:
     def rows(self) -> int:
         return len(self.y.values) if self.y else 1
 
+    def cell_label(self, cell: SweepCell) -> str:
+        """What sets the cell apart, e.g. "Guidance scale 5.5 · Scheduler DDIM"."""
+        parts = [(self.x, cell.column), *([(self.y, cell.row)] if self.y else [])]
+        return " · ".join(f"{values.axis.title} {values.labels[index]}" for values, index in parts)
+
     def batch_request(self, batch: Sequence[int]) -> GenerationRequest:
         """One request for the cells of `batch`: they differ only in seed, and sample k uses seed + k."""
         return dataclasses.replace(self.cells[batch[0]].request, samples=len(batch))

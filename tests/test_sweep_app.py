@@ -1,0 +1,123 @@
+"""The Sweep section in the real app (`python app.py --preset tiny`): /sweep through gradio_client, then the
+section once in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from pipelines.generation import PNG_TEXT_KEY, GenerationRequest
+from pipelines.generation.sweep import grid_layout, plan_sweep
+from pipelines.settings import Settings
+from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, running_app
+
+pytestmark = pytest.mark.server
+
+POSE = REPO / "assets" / "poses" / "standing.json"
+SIZE = 64
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> str:
+    with running_app(tmp_path_factory.mktemp("sweep-app")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server, verbose=False)
+
+
+def sweep(client: Client, **arguments: object) -> tuple:
+    defaults = {"image": handle_file(str(POSE)), "prompt": "a dancer", "num_inference_steps": 2}
+    return client.predict(**defaults, width=SIZE, height=SIZE, **arguments, api_name="/sweep")
+
+
+def test_sweep_endpoint_returns_the_grid_the_cells_and_their_seeds(client) -> None:
+    grid, cells, record = sweep(
+        client, x_axis="guidance_scale", x_values="2, 9", y_axis="seed", y_values="5, 6"
+    )
+    plan = plan_sweep(
+        GenerationRequest(prompt="a dancer"), "guidance_scale", "2, 9", "seed", "5, 6", settings=Settings()
+    )
+    assert Image.open(grid).size == grid_layout(plan, (SIZE, SIZE)).size
+    assert [cell["caption"] for cell in cells] == [
+        "Guidance scale 2 · Seed 5",
+        "Guidance scale 9 · Seed 5",
+        "Guidance scale 2 · Seed 6",
+        "Guidance scale 9 · Seed 6",
+    ]
+    texts = [Image.open(cell["image"]).text[PNG_TEXT_KEY] for cell in cells]
+    assert ["Seed: 5," in text for text in texts] == [True, True, False, False]
+    assert ["CFG scale: 9.0" in text for text in texts] == [False, True, False, True]
+    assert not record["cancelled"]
+    assert [cell["parameters"]["seed"] for cell in record["cells"]] == [5, 5, 6, 6]
+    assert json.loads(json.dumps(record))["y"] == {"axis": "seed", "title": "Seed", "values": [5, 6]}
+
+
+def test_sweep_without_a_seed_axis_uses_one_seed_everywhere(client) -> None:
+    _, cells, record = sweep(client, x_axis="scheduler", x_values="euler a, DDIM, unipc", seed=-1)
+    assert [cell["caption"] for cell in cells] == ["Scheduler Euler a", "Scheduler DDIM", "Scheduler UniPC"]
+    seeds = {cell["parameters"]["seed"] for cell in record["cells"]}
+    assert len(seeds) == 1 and seeds.pop() >= 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            {"x_axis": "guidance_scale", "x_values": "7,5x"},
+            'X values: "7,5x" — item 2 ("5x") is not a number',
+        ),
+        (
+            {"x_axis": "seed", "x_values": "1-5", "y_axis": "guidance_scale", "y_values": "1-4"},
+            "this sweep has 5×4 = 20 cells; the limit is 16 (POSE_STUDIO_SWEEP_MAX_CELLS)",
+        ),
+    ],
+)
+def test_sweep_endpoint_reports_bad_values(client, arguments: dict, message: str) -> None:
+    with pytest.raises(AppError) as error:
+        sweep(client, **arguments)
+    assert str(error.value) == message
+
+
+@pytest.mark.browser
+def test_sweep_section_in_the_browser(server, tmp_path) -> None:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/setup.sh test installs it)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(server)
+        page.set_input_files("#upload input[type=file]", str(POSE))
+        page.wait_for_function("document.querySelector('#pose-info').innerText.includes('1 person')")
+        page.fill("#prompt textarea", "a dancer on a stage")
+        page.click("#advanced button")
+        page.get_by_label("Size from the pose (nearest SDXL bucket)").uncheck()
+        for selector, value in (("#width", "128"), ("#height", "128"), ("#steps", "2")):
+            field = page.locator(f"{selector} input[type=number]")
+            field.fill(value)
+            field.press("Enter")
+        page.click("#sweep button")  # open the accordion
+        page.fill("#sweep-x-values textarea", "2, 5, 9")
+        page.click("#sweep-run")
+        page.wait_for_function("document.querySelectorAll('#sweep-cells .caption-label').length === 3")
+        captions = page.locator("#sweep-cells .caption-label").all_inner_texts()
+        assert captions == ["Guidance scale 2", "Guidance scale 5", "Guidance scale 9"]
+        assert page.inner_text("#sweep-status").startswith("3 cells, seed ")
+        downloads = page.locator("#sweep-downloads").inner_text()
+        assert downloads.count(".png") == 4  # the grid and 3 cells
+        assert "pose-studio-sweep\n.zip" in downloads
+        grid_source = page.get_attribute("#sweep-grid img", "src")
+        assert grid_source
+        Path(REPO / "tests" / "artifacts").mkdir(exist_ok=True)
+        page.screenshot(path=str(REPO / "tests" / "artifacts" / "sweep.png"), full_page=True)
+        browser.close()

@@ -1,0 +1,326 @@
+"""The Sweep section: pick an X (and a Y) parameter and their values, run the generation panel's request over
+the grid and watch it fill in; and the /sweep API endpoint. Wiring and thin handlers over
+pipelines.generation.sweep; the generation panel supplies every other parameter.
+"""
+
+from __future__ import annotations
+
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+from PIL import Image
+
+from pipelines.generation import GenerationRequest
+from pipelines.generation.sweep import (
+    AXES,
+    SweepCellResult,
+    SweepProgress,
+    SweepResult,
+    plan_sweep,
+    render_grid,
+    run_sweep,
+)
+from ui.handlers import (
+    PROGRESS,
+    PoseStudio,
+    Report,
+    panel_request,
+    session_of,
+    stream_from_worker,
+    user_facing_errors,
+)
+
+if TYPE_CHECKING:
+    from ui.layout import GenerationPanel, PosePanel
+
+AXIS_CHOICES = [(axis.title, axis.name) for axis in AXES.values()]
+NO_AXIS = ""  # the Y dropdown's "none": a one-row sweep
+DEFAULT_X_AXIS = "guidance_scale"
+ARCHIVE_NAME = "pose-studio-sweep.zip"
+
+
+@dataclass(frozen=True)
+class SavedSweep:
+    """A finished (or cancelled) sweep and its files on disk."""
+
+    result: SweepResult
+    images: list[Path]  # grid.png first, then each finished cell
+    archive: Path
+
+    def gallery(self) -> list[tuple[str, str]]:
+        """The finished cells, each captioned with the values that set it apart."""
+        plan, done = (
+            self.result.plan,
+            [cell for cell in self.result.plan.cells if self.result.images[cell.index]],
+        )
+        return [(str(path), plan.cell_label(cell)) for path, cell in zip(self.images[1:], done, strict=True)]
+
+    def grid(self) -> str | None:
+        return str(self.images[0]) if self.result.done else None
+
+    def files(self) -> list[str]:
+        return [str(self.archive), *map(str, self.images)]
+
+    def summary(self) -> str:
+        result, plan = self.result, self.result.plan
+        shape = f"{plan.columns}×{plan.rows} = {len(plan.cells)}" if plan.y else f"{len(plan.cells)}"
+        seeds = {seed for seed in result.seeds if seed is not None}
+        seed_text = f"seed {seeds.pop()}" if len(seeds) == 1 else "seeds from the Seed axis"
+        if result.cancelled:
+            return (
+                f"Cancelled: {result.done} of {len(plan.cells)} cells done ({seed_text}); the rest are grey."
+            )
+        return f"{shape} cells, {seed_text}."
+
+
+def _values_placeholder(axis_name: str) -> dict[str, Any]:
+    return gr.update(placeholder=AXES[axis_name].example if axis_name else "")
+
+
+class SweepHandlers:
+    """The section's handlers over the app's engines, pose cache and cancel flags (`studio`)."""
+
+    def __init__(self, studio: PoseStudio) -> None:
+        self.studio = studio
+
+    def run_stream(
+        self,
+        upload: str | None,
+        x_axis: str,
+        x_values: str,
+        y_axis: str,
+        y_values: str,
+        prompt: str,
+        negative_prompt: str,
+        samples: int,
+        scheduler: str,
+        num_inference_steps: int,
+        guidance_scale: float,
+        controlnet_scale: float,
+        seed: int,
+        randomize_seed: bool,
+        auto_size: bool,
+        width: int,
+        height: int,
+        control_guidance_end: float,
+        include_hands: bool,
+        include_face: bool,
+        thick_lines: bool,
+        progress: gr.Progress = PROGRESS,
+        request: gr.Request | None = None,
+    ) -> Iterator[tuple]:
+        """Run sweep: "cell k of N" while denoising and the grid as cells finish, then the final grid, the
+        cells, their downloads and a summary (grid, cells, files, status). The panel's samples count is
+        not used: a cell is one image."""
+        base = panel_request(
+            prompt,
+            negative_prompt,
+            samples,
+            scheduler,
+            num_inference_steps,
+            guidance_scale,
+            controlnet_scale,
+            seed,
+            randomize_seed,
+            auto_size,
+            width,
+            height,
+            control_guidance_end,
+            include_hands,
+            include_face,
+            thick_lines,
+        )
+        skip = gr.skip()
+        axes = (x_axis, x_values, y_axis, y_values)
+        for update in self._updates(upload, base, axes, progress, session_of(request)):
+            if isinstance(update, SavedSweep):
+                yield update.grid(), update.gallery(), update.files(), update.summary()
+            elif isinstance(update, SweepProgress):
+                yield skip, skip, skip, update.describe()
+            else:
+                yield update, skip, skip, skip
+
+    def api(
+        self,
+        image: str,
+        prompt: str,
+        x_axis: str,
+        x_values: str,
+        y_axis: str | None = None,
+        y_values: str | None = None,
+        negative_prompt: str = "",
+        scheduler: str = GenerationRequest.scheduler,
+        num_inference_steps: int = GenerationRequest.num_inference_steps,
+        guidance_scale: float = GenerationRequest.guidance_scale,
+        controlnet_scale: float = GenerationRequest.controlnet_scale,
+        seed: int = -1,
+        width: int | None = None,
+        height: int | None = None,
+        progress: gr.Progress = PROGRESS,
+    ) -> Iterator[tuple]:
+        """API /sweep: the grid as it fills in, then the grid, the cells captioned with their values, and the
+        sweep's record (axes, values, each cell's parameters and seed, `cancelled`)."""
+        base = GenerationRequest(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            scheduler=scheduler,
+            num_inference_steps=int(num_inference_steps),
+            guidance_scale=float(guidance_scale),
+            controlnet_scale=float(controlnet_scale),
+            seed=int(seed),
+            width=None if width is None else int(width),
+            height=None if height is None else int(height),
+        )
+        skip = gr.skip()
+        for update in self._updates(
+            image, base, (x_axis, x_values, y_axis, y_values), progress, session=None
+        ):
+            if isinstance(update, SavedSweep):
+                yield update.grid(), update.gallery(), update.result.to_json()
+            elif isinstance(update, Image.Image):
+                yield update, skip, skip
+
+    def _updates(
+        self,
+        upload: str | None,
+        base: GenerationRequest,
+        axes: tuple[str, str, str, str],
+        progress: gr.Progress,
+        session: str | None,
+    ) -> Iterator[Image.Image | SweepProgress | SavedSweep]:
+        """The one sweep core: progress reports, the grid redrawn after each cell, then the SavedSweep.
+        Cancel sets the session's flag: the grid stops at the next step and the done cells are kept."""
+        x_axis, x_values, y_axis, y_values = axes
+        with user_facing_errors():
+            y_axis, y_values = (y_axis, y_values or "") if y_axis else (None, "")  # API clients may send None
+            settings = self.studio.settings
+            plan = plan_sweep(base, x_axis or "", x_values or "", y_axis, y_values, settings=settings)
+            pose = self.studio.prepare(upload).generation_input
+            engine = self.studio.generation_engine
+            if not engine.is_loaded:
+                progress(0, desc="Loading the generation models (first use)…")
+            flag = self.studio.cancel_flags.start(session) if session else threading.Event()
+
+            def work(report: Report) -> SweepResult:
+                return run_sweep(
+                    engine,
+                    plan,
+                    pose,
+                    progress=lambda update: report("progress", update),
+                    on_cell=lambda cell: report("cell", cell),
+                    cancel=flag,
+                )
+
+            images: list[Image.Image | None] = [None] * len(plan.cells)
+            try:
+                for kind, payload in stream_from_worker(work, "sweep"):
+                    if isinstance(payload, SweepProgress):
+                        progress(payload.fraction, desc=payload.describe())
+                        yield payload
+                    elif isinstance(payload, SweepCellResult):
+                        images[payload.cell.index] = payload.image
+                        yield render_grid(plan, images)
+                    elif kind == "result":
+                        yield self._save(payload)
+            finally:
+                flag.set()  # the handler ended (done, failed, or closed by Gradio): stop the worker
+                if session:
+                    self.studio.cancel_flags.finish(session, flag)
+
+    def _save(self, result: SweepResult) -> SavedSweep:
+        run_dir = self.studio.new_run_dir("sweep-")
+        images = result.save(run_dir)  # grid, cells, conditioning.png, sweep.json
+        archive = run_dir / ARCHIVE_NAME
+        with zipfile.ZipFile(archive, "w") as bundle:
+            for path in sorted(run_dir.iterdir()):
+                if path != archive:
+                    bundle.write(path, path.name)
+        return SavedSweep(result, images, archive)
+
+
+def build_sweep_section(
+    studio: PoseStudio,
+    pose: PosePanel,
+    generation: GenerationPanel,
+    gpu: dict[str, Any],
+    gpu_task: Callable[[Callable], Callable],
+) -> None:
+    """The Sweep accordion inside the current Blocks, its events, and /sweep, in the GPU concurrency group
+    (`gpu`: the layout's concurrency settings; `gpu_task`: its ZeroGPU wrapper)."""
+    sweeps = SweepHandlers(studio)
+    ui_event = {"api_visibility": "undocumented"}
+    with gr.Accordion("X/Y sweep: compare settings side by side", open=False, elem_id="sweep"):
+        gr.Markdown(
+            "Every other parameter comes from the generation panel, and every cell uses the same seed unless "
+            "Seed is an axis. Values: lists `3, 5.5, 7.5`, ranges `4-10 (+2)` or `1-0 (-0.25)`, scheduler "
+            "names; for Prompt S/R the first value is a word of the prompt and each value replaces it in "
+            f"turn. At most {studio.settings.sweep_max_cells} cells."
+        )
+        with gr.Row():
+            x_axis = gr.Dropdown(AXIS_CHOICES, value=DEFAULT_X_AXIS, label="X axis", elem_id="sweep-x-axis")
+            x_values = gr.Textbox(
+                value=AXES[DEFAULT_X_AXIS].example, label="X values", elem_id="sweep-x-values"
+            )
+        with gr.Row():
+            y_axis = gr.Dropdown(
+                [("none", NO_AXIS), *AXIS_CHOICES], value=NO_AXIS, label="Y axis", elem_id="sweep-y-axis"
+            )
+            y_values = gr.Textbox(label="Y values", elem_id="sweep-y-values")
+        with gr.Row():
+            run = gr.Button("Run sweep", variant="primary", elem_id="sweep-run")
+            cancel = gr.Button("Cancel sweep", variant="stop", elem_id="sweep-cancel")
+        status = gr.Markdown(elem_id="sweep-status")
+        grid = gr.Image(label="Grid", type="pil", format="png", interactive=False, elem_id="sweep-grid")
+        cells = gr.Gallery(
+            label="Cells", columns=4, height="auto", format="png", interactive=False, elem_id="sweep-cells"
+        )
+        files = gr.File(
+            label="Downloads: everything as a zip, the grid, and each cell (parameters in its PNG metadata)",
+            file_count="multiple",
+            interactive=False,
+            elem_id="sweep-downloads",
+        )
+    for axis, values in ((x_axis, x_values), (y_axis, y_values)):
+        axis.change(_values_placeholder, axis, values, queue=False, **ui_event)
+    run.click(
+        gpu_task(sweeps.run_stream),
+        [pose.upload, x_axis, x_values, y_axis, y_values, *generation.ui_inputs],
+        [grid, cells, files, status],
+        **gpu,
+        **ui_event,
+    )
+    cancel.click(studio.cancel, None, None, queue=False, **ui_event)
+
+    with gr.Row(visible=False):  # /sweep's own components; a hidden trigger, so only API clients call it
+        trigger = gr.Button()
+        api_inputs = [gr.Textbox(label=name) for name in ("x_axis", "x_values", "y_axis", "y_values")]
+        width, height = gr.Number(label="width", precision=0), gr.Number(label="height", precision=0)
+        api_outputs = [
+            gr.Image(label="grid", format="png"),
+            gr.Gallery(label="cells", format="png"),
+            gr.JSON(),
+        ]
+    trigger.click(
+        gpu_task(sweeps.api),
+        [
+            pose.upload,
+            generation.prompt,
+            *api_inputs,
+            generation.negative_prompt,
+            generation.scheduler,
+            generation.steps,
+            generation.guidance,
+            generation.controlnet_scale,
+            generation.seed,
+            width,
+            height,
+        ],
+        api_outputs,
+        api_name="sweep",
+        **gpu,
+    )
