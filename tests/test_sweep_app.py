@@ -1,26 +1,58 @@
-"""The Sweep section in the real app (`python app.py --preset tiny`): /sweep through gradio_client, then the
-section once in headless Chromium."""
+"""The Sweep section: its handler in-process (Cancel), then the real app (`python app.py --preset tiny`):
+/sweep through gradio_client, and the section once in headless Chromium."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
 from pipelines.generation import PNG_TEXT_KEY, GenerationRequest
-from pipelines.generation.sweep import grid_layout, plan_sweep
+from pipelines.generation.sweep import GRID_PLACEHOLDER, grid_layout, plan_sweep
 from pipelines.settings import Settings
 from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, running_app
-
-pytestmark = pytest.mark.server
+from ui.handlers import PoseStudio
+from ui.sweep import SweepHandlers
 
 POSE = REPO / "assets" / "poses" / "standing.json"
 SIZE = 64
 TIMEOUT_MS = 60_000
+
+
+def test_cancel_button_stops_the_grid_and_keeps_the_done_cells(tmp_path) -> None:
+    studio = PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=str(tmp_path)))
+    session = SimpleNamespace(session_hash="sweep-cancel")
+
+    def progress(fraction: float, desc: str = "") -> None:
+        if desc.startswith("cell 2 of 3"):
+            studio.cancel(session)  # the Cancel button, while the second cell denoises
+
+    panel = {"prompt": "a dancer", "negative_prompt": "", "samples": 1, "scheduler": "Euler a"}
+    panel |= {"num_inference_steps": 4, "guidance_scale": 5.0, "controlnet_scale": 1.0, "seed": 0}
+    panel |= {"randomize_seed": True, "auto_size": False, "width": SIZE, "height": SIZE}
+    panel |= {"control_guidance_end": 1.0, "include_hands": False, "include_face": False, "thick_lines": True}
+    axes = {"x_axis": "seed", "x_values": "1, 3, 5", "y_axis": "", "y_values": ""}  # 3 separate requests
+    updates = list(
+        SweepHandlers(studio).run_stream(str(POSE), **axes, **panel, progress=progress, request=session)
+    )
+
+    grid, cells, files, status = updates[-1]
+    assert status == "Cancelled: 1 of 3 cells done (seeds from the Seed axis); the rest are grey."
+    assert [caption for _, caption in cells] == ["Seed 1"]
+    assert [Path(path).name for path in files] == ["pose-studio-sweep.zip", "grid.png", "cell-01-r1c1.png"]
+    pixels = np.asarray(Image.open(grid).convert("RGB"))
+    layout = grid_layout(
+        plan_sweep(GenerationRequest(prompt="a"), "seed", "1, 3, 5", settings=Settings()), (SIZE,) * 2
+    )
+    for left, top, right, bottom in layout.cells[1:]:
+        assert (pixels[top:bottom, left:right] == GRID_PLACEHOLDER).all()
+    assert any(update[3].startswith("cell 1 of 3 · step ") for update in updates)  # "cell k of N" status
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +71,7 @@ def sweep(client: Client, **arguments: object) -> tuple:
     return client.predict(**defaults, width=SIZE, height=SIZE, **arguments, api_name="/sweep")
 
 
+@pytest.mark.server
 def test_sweep_endpoint_returns_the_grid_the_cells_and_their_seeds(client) -> None:
     grid, cells, record = sweep(
         client, x_axis="guidance_scale", x_values="2, 9", y_axis="seed", y_values="5, 6"
@@ -61,6 +94,7 @@ def test_sweep_endpoint_returns_the_grid_the_cells_and_their_seeds(client) -> No
     assert json.loads(json.dumps(record))["y"] == {"axis": "seed", "title": "Seed", "values": [5, 6]}
 
 
+@pytest.mark.server
 def test_sweep_without_a_seed_axis_uses_one_seed_everywhere(client) -> None:
     _, cells, record = sweep(client, x_axis="scheduler", x_values="euler a, DDIM, unipc", seed=-1)
     assert [cell["caption"] for cell in cells] == ["Scheduler Euler a", "Scheduler DDIM", "Scheduler UniPC"]
@@ -68,6 +102,7 @@ def test_sweep_without_a_seed_axis_uses_one_seed_everywhere(client) -> None:
     assert len(seeds) == 1 and seeds.pop() >= 0
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -87,6 +122,7 @@ def test_sweep_endpoint_reports_bad_values(client, arguments: dict, message: str
     assert str(error.value) == message
 
 
+@pytest.mark.server
 @pytest.mark.browser
 def test_sweep_section_in_the_browser(server, tmp_path) -> None:
     playwright_api = pytest.importorskip("playwright.sync_api")

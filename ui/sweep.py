@@ -69,7 +69,7 @@ class SavedSweep:
     def summary(self) -> str:
         result, plan = self.result, self.result.plan
         shape = f"{plan.columns}×{plan.rows} = {len(plan.cells)}" if plan.y else f"{len(plan.cells)}"
-        seeds = {seed for seed in result.seeds if seed is not None}
+        seeds = {cell.request.seed for cell in plan.cells}
         seed_text = f"seed {seeds.pop()}" if len(seeds) == 1 else "seeds from the Seed axis"
         if result.cancelled:
             return (
