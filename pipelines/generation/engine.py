@@ -233,6 +233,8 @@ class GenerationEngine:
         self._pipeline: StableDiffusionXLControlNetPipeline | None = None
         self._load_lock = threading.Lock()
         self._vae_lock = threading.Lock()  # decoding may upcast the shared VAE
+        # Fast tokenizers switch padding modes in place and fail ("Already borrowed") when shared by threads.
+        self._text_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -409,9 +411,19 @@ class GenerationEngine:
             _raise_if_cancelled(cancel, f"at step {step} of {total}")
             return tensors
 
+        with self._text_lock, torch.no_grad():
+            embeds, negative_embeds, pooled, negative_pooled = pipeline.encode_prompt(
+                prompt=request.prompt,
+                device=pipeline._execution_device,
+                num_images_per_prompt=1,  # the pipeline repeats the embeddings per sample
+                do_classifier_free_guidance=request.guidance_scale > 1,
+                negative_prompt=request.negative_prompt or None,
+            )
         output = pipeline(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
+            prompt_embeds=embeds,
+            negative_prompt_embeds=negative_embeds,
+            pooled_prompt_embeds=pooled,
+            negative_pooled_prompt_embeds=negative_pooled,
             image=Image.fromarray(conditioning),
             width=request.width,
             height=request.height,
