@@ -23,7 +23,7 @@ from PIL import Image
 
 from pipelines.errors import Cancelled, GenerationError, NoPersonError, ValidationError
 from pipelines.generation.metadata import png_text
-from pipelines.generation.presets import get_preset
+from pipelines.generation.presets import Preset, get_preset
 from pipelines.generation.previews import latent_previews
 from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS, build_scheduler
 from pipelines.images import letterbox, sdxl_bucket
@@ -224,9 +224,13 @@ class GenerationEngine:
     """Holds the weights (loaded once, on first use) and turns requests into images. Thread-safe:
     every request gets its own pipeline object and scheduler around the shared weights."""
 
-    def __init__(self, settings: Settings, pose_estimator: PoseEstimator | None = None) -> None:
+    def __init__(
+        self, settings: Settings, pose_estimator: PoseEstimator | None = None, preset: Preset | None = None
+    ) -> None:
+        """`preset` overrides the table entry named by settings.preset (the benchmark's random full-size
+        SDXL uses this); settings.preset then only labels the results."""
         self.settings = settings
-        self.preset = get_preset(settings.preset)
+        self.preset = preset or get_preset(settings.preset)
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(settings.dtype, self.device)
         self._pose_estimator = pose_estimator

@@ -86,7 +86,7 @@ def build_tiny_pipeline() -> StableDiffusionXLControlNetPipeline:
         )
         text_encoder = CLIPTextModel(text_config)
         text_encoder_2 = CLIPTextModelWithProjection(text_config)
-    tokenizer = _tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     return StableDiffusionXLControlNetPipeline(
         vae=vae.eval(),
         text_encoder=text_encoder.eval(),
@@ -114,5 +114,5 @@ def _tiny_vocab() -> dict[str, int]:
     return {token: index for index, token in enumerate(tokens)}
 
 
-def _tiny_tokenizer() -> CLIPTokenizer:
+def tiny_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=_tiny_vocab(), merges=[], model_max_length=77)
