@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ from pipelines.pose.keypoints import people_from_wholebody
 from pipelines.pose.tiny import standing_template
 from pipelines.settings import Settings
 
-SAMPLE_PHOTO = "../shared/data/pose_sample.jpg"
+SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "shared/data/pose_sample.jpg"
 SIZE = 64  # small enough for seconds per test; 64 px = an 8x8 latent, still three UNet levels
 
 

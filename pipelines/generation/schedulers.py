@@ -38,7 +38,8 @@ class SchedulerSpec:
 SCHEDULERS: dict[str, SchedulerSpec] = {
     "DDIM": SchedulerSpec(DDIMScheduler),
     "DPM Multi": SchedulerSpec(DPMSolverMultistepScheduler),
-    "DPM Single": SchedulerSpec(DPMSolverSinglestepScheduler),
+    # It ends on sigma 0 only with a lower-order final step; saying so up front saves a warning per request.
+    "DPM Single": SchedulerSpec(DPMSolverSinglestepScheduler, {"lower_order_final": True}),
     "Euler a": SchedulerSpec(EulerAncestralDiscreteScheduler),
     "Euler": SchedulerSpec(EulerDiscreteScheduler),
     "Heun": SchedulerSpec(HeunDiscreteScheduler),
