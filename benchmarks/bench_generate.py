@@ -37,6 +37,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from pipelines.generation import GenerationEngine, GenerationRequest
 from pipelines.generation.engine import resolve_device
 from pipelines.generation.presets import Preset
+from pipelines.generation.schedulers import build_scheduler
 from pipelines.generation.tiny import SDXL_SCHEDULER_CONFIG, tiny_tokenizer
 from pipelines.pose import PoseResult
 from pipelines.pose.keypoints import people_from_wholebody
@@ -221,7 +222,7 @@ def run(plan: Plan, settings: Settings) -> dict:
     engine.load()
     load_seconds = time.perf_counter() - load_started
     pose = standing_pose()
-    scheduler = engine.pipeline.scheduler
+    scheduler = build_scheduler(plan.scheduler, engine.pipeline.scheduler.config)
     scheduler.set_timesteps(plan.steps)
     scheduler_steps = len(scheduler.timesteps)
     results = []

@@ -149,6 +149,16 @@ def test_dtype_follows_the_device():
         resolve_dtype("half", torch.device("cuda"))
 
 
+def test_memory_options_are_applied_and_offload_needs_cuda(caplog):
+    settings = Settings(preset="tiny", vae_slicing=True, vae_tiling=True, cpu_offload=True, device="cpu")
+    engine = GenerationEngine.from_settings(settings)
+    with caplog.at_level("WARNING"):
+        engine.load()
+    assert engine.pipeline.vae.use_slicing and engine.pipeline.vae.use_tiling
+    assert "CPU offload only helps on a CUDA GPU; running on cpu without it" in caplog.text
+    assert engine.pipeline.device.type == "cpu"
+
+
 # --- Schedulers, progress, previews -----------------------------------------------------------------------
 
 
