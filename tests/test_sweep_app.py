@@ -14,7 +14,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from pipelines.generation import PNG_TEXT_KEY, GenerationRequest
-from pipelines.generation.sweep import GRID_PLACEHOLDER, grid_layout, plan_sweep
+from pipelines.generation.sweep import AXES, GRID_PLACEHOLDER, grid_layout, plan_sweep
 from pipelines.settings import Settings
 from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, running_app
 from ui.handlers import PoseStudio
@@ -143,7 +143,11 @@ def test_sweep_section_in_the_browser(server, tmp_path) -> None:
             field.fill(value)
             field.press("Enter")
         page.click("#sweep button")  # open the accordion
-        page.fill("#sweep-x-values textarea", "2, 5, 9")
+        x_values = page.locator("#sweep-x-values textarea")
+        # The accordion mounts its fields when it opens: wait for the default so the fill is not overwritten.
+        playwright_api.expect(x_values).to_have_value(AXES["guidance_scale"].example)
+        x_values.fill("2, 5, 9")
+        x_values.press("Tab")
         page.click("#sweep-run")
         page.wait_for_function("document.querySelectorAll('#sweep-cells .caption-label').length === 3")
         captions = page.locator("#sweep-cells .caption-label").all_inner_texts()
