@@ -34,6 +34,10 @@ SDXL_BUCKETS: tuple[tuple[int, int], ...] = (
 )  # fmt: skip
 
 WHITE = (255, 255, 255)
+# Full-scale value of single-channel samples wider than 8 bits, so they are scaled to 0-255, never clipped.
+# 'I' is 32-bit, but Pillow also opens 16-bit grey that way, so data that fits 16 bits is read as 16-bit;
+# float data is taken as 0-1, 0-255 or 0-65535, whichever range holds its maximum.
+SAMPLE_RANGES = {"I;16": (65535.0,), "I": (65535.0, 2.0**31 - 1), "F": (1.0, 255.0, 65535.0)}
 
 
 def _open(source: str | Path | bytes) -> Image.Image:
@@ -53,40 +57,53 @@ def _open(source: str | Path | bytes) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(stream)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{name} is too large to decode safely.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own header check
+        raise ImageError(
+            f"{name} is too large to decode safely (over Pillow's "
+            f"{(Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP decompression-bomb limit)."
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image we can read (allowed: {ALLOWED_NAMES}).") from None
     except OSError as error:
         raise ImageError(f"{name} is corrupt or truncated and could not be read ({error}).") from None
 
 
+def _scaled_gray(image: Image.Image) -> np.ndarray:
+    """HxWx3 uint8 from 16-bit, 32-bit or float samples, scaled by their full-scale value."""
+    values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+    ranges = SAMPLE_RANGES["I;16" if image.mode.startswith("I;16") else image.mode]
+    peak = float(values.max(initial=0.0))
+    full_scale = next((limit for limit in ranges if peak <= limit), peak)
+    gray = np.clip(np.rint(values * (255.0 / full_scale)), 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
     """8-bit RGB from any Pillow mode: transparency over white, 16-bit and float data scaled, not clipped."""
     mode = image.mode
-    if mode.startswith("I;16") or mode == "I":  # 16-bit samples (Pillow keeps 16-bit PNG/TIFF grey as I)
-        gray = np.asarray(image, dtype=np.float64) / 257.0
-        return np.repeat(np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    if mode == "F":  # float images are 0..1 by convention; 0..255 data is kept as it is
-        gray = np.asarray(image, dtype=np.float64)
-        gray = np.nan_to_num(gray) * (255.0 if np.nanmax(gray, initial=0.0) <= 1.0 else 1.0)
-        return np.repeat(np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    has_alpha = mode in {"RGBA", "LA", "PA", "RGBa", "La"} or "transparency" in image.info
-    if has_alpha:
+    if mode.startswith("I;16") or mode in SAMPLE_RANGES:
+        return _scaled_gray(image)
+    if mode in {"RGBA", "LA", "PA", "RGBa", "La"} or "transparency" in image.info:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (*WHITE, 255))
-        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
-    return np.asarray(image.convert("RGB"))
+        image = Image.alpha_composite(background, rgba)
+    return np.array(image.convert("RGB"))  # a writable copy (np.asarray of a Pillow image is read-only)
 
 
 def load_image(source: str | Path | bytes | Image.Image, max_pixels: int | None = None) -> np.ndarray:
     """Decode to HxWx3 uint8 RGB with EXIF orientation applied; any problem raises ImageError."""
     max_pixels = Settings.from_env().max_pixels if max_pixels is None else max_pixels
-    image = source if isinstance(source, Image.Image) else _open(source)
+    if isinstance(source, Image.Image):
+        return _decode(source, max_pixels)
+    with _open(source) as image:  # closes the file, even for multi-frame GIF/TIFF
+        return _decode(image, max_pixels)
+
+
+def _decode(image: Image.Image, max_pixels: int) -> np.ndarray:
     name = "The image"
     if image.format is not None and image.format not in ALLOWED_FORMATS:
         raise ImageError(f"{image.format} images are not supported (allowed: {ALLOWED_NAMES}).")
-    width, height = image.size
+    width, height = image.size  # from the header: nothing is decoded yet
     if width <= 0 or height <= 0:
         raise ImageError(f"{name} has no pixels ({width}x{height}).")
     if width * height > max_pixels:
@@ -97,8 +114,7 @@ def load_image(source: str | Path | bytes | Image.Image, max_pixels: int | None 
     try:
         image.seek(0)  # animated GIF/WebP/TIFF: the first frame
         image.load()
-        image = ImageOps.exif_transpose(image)
-        return np.ascontiguousarray(_to_rgb_array(image))
+        return _to_rgb_array(ImageOps.exif_transpose(image))
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         reason = "is truncated" if "truncated" in str(error) else "is corrupt"
         raise ImageError(f"{name} {reason} and could not be decoded ({error}).") from None

@@ -102,3 +102,18 @@ def test_missing_weights_offline_name_the_file(tmp_path):
     done = _run("detect", str(image), "--out", str(tmp_path / "out"), env=env)
     assert done.returncode == 2
     assert "yolox_l.onnx" in done.stderr and "--models-dir" in done.stderr
+
+
+def test_render_openpose_output_without_a_canvas_uses_the_given_size(tmp_path):
+    body_25 = [v for i in range(25) for v in (10.0 + 5 * i, 20.0 + 8 * i, 0.9)]
+    pose = tmp_path / "openpose.json"
+    pose.write_text(json.dumps({"version": 1.3, "people": [{"pose_keypoints_2d": body_25}]}))
+    out = tmp_path / "drawn.png"
+    args = ("render", str(pose), "--mode", "body-pose", "--out", str(out))
+    done = _run(*args, "--width", "300", "--height", "200", env=_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert tuple(np.asarray(Image.open(out))[20, 10]) == (255, 0, 0)  # the nose at (10, 20), unshifted
+    no_size = _run(*args, env=_env(tmp_path))
+    assert no_size.returncode == 2 and "canvas_width" in no_size.stderr
+    zero = _run(*args, "--width", "0", "--height", "200", env=_env(tmp_path))
+    assert zero.returncode == 2 and zero.stderr.startswith("error: --width and --height must be positive")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipelines.errors import ValidationError
-from pipelines.pose import MODES, DrawMode, PoseResult, draw_conditioning, draw_overlay, draw_pose
+from pipelines.pose import MODES, DrawMode, Person, PoseResult, draw_conditioning, draw_overlay, draw_pose
 from pipelines.pose.draw import BODY_COLORS, HAND_BONE_COLORS, HAND_JOINT_COLOR, LIMB_COLORS, LIMBS
 from tests.pose_samples import standing_result
 
@@ -118,3 +118,33 @@ def test_empty_result_draws_a_black_canvas():
 def test_unknown_mode_is_a_validation_error(result):
     with pytest.raises(ValidationError, match="full-pose"):
         draw_pose(result, "skeleton")
+
+
+def _body_only(points: dict[int, tuple[float, float]]) -> Person:
+    body = np.zeros((18, 3), np.float32)
+    for joint, xy in points.items():
+        body[joint] = (*xy, 0.9)
+    empty = np.zeros((21, 3), np.float32)
+    return Person(body, np.zeros((6, 3), np.float32), np.zeros((68, 3), np.float32), empty, empty.copy())
+
+
+def test_limbs_are_drawn_limb_by_limb_across_people_as_the_reference():
+    # Person A has only limb 1 (neck - left shoulder), person B only limb 0 (neck - right shoulder), on the
+    # same pixels. Limb-major order paints B's limb 0 first and A's limb 1 over it, although B comes later.
+    a = _body_only({1: (20.0, 50.0), 5: (80.0, 50.0)})
+    b = _body_only({1: (20.0, 50.0), 2: (80.0, 50.0)})
+    image = draw_pose(PoseResult(100, 100, [a, b]), "body-pose")
+    assert tuple(image[50, 50]) == tuple(LIMB_COLORS[1])
+    assert tuple(image[50, 20]) == tuple(BODY_COLORS[1])  # joints go over every limb
+
+
+def test_hand_points_on_the_top_or_left_edge_are_skipped_as_the_reference():
+    hand = np.zeros((21, 3), np.float32)
+    hand[:, 2] = 0.9
+    hand[:, 0], hand[:, 1] = 30.0, np.arange(21) * 3 + 10.0
+    hand[4, 0] = -12.0  # the thumb tip is off the canvas: bone 3 (3 -> 4) is skipped, not clipped
+    person = _body_only({})
+    person.right_hand = hand
+    image = draw_pose(PoseResult(64, 96, [person]), "hand-pose")
+    assert not image[:, :20].any()  # nothing reaches towards the thumb tip at x = -12
+    assert tuple(image[int(hand[5, 1]), 30]) == HAND_JOINT_COLOR

@@ -1,8 +1,16 @@
 """The whole DWPose pipeline through onnxruntime, with model files whose outputs encode known answers."""
 
+import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -10,14 +18,15 @@ import pytest
 from pipelines.errors import ModelError, ValidationError
 from pipelines.images import load_image
 from pipelines.pose.detector import anchor_grid, decode_person_boxes, letterbox_top_left
-from pipelines.pose.estimator import PoseEstimator, crop_people, decode_simcc
+from pipelines.pose.estimator import PoseEstimator, box_center_scale, crop_people, decode_simcc
 from pipelines.pose.keypoints import people_from_wholebody
-from pipelines.pose.models import CPU, create_session, requested_providers
-from pipelines.pose.tiny import TEMPLATE_SCORE, standing_template
+from pipelines.pose.models import CPU, DETECTOR_FILE, POSE_FILE, create_session, requested_providers
+from pipelines.pose.tiny import TEMPLATE_SCORE, ensure_tiny_models, standing_template
 from pipelines.settings import Settings
 from tests.onnx_builders import box_detector, simcc_pose_model, write_models
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/pose_sample.jpg"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT.parent / "shared/data/pose_sample.jpg"
 IMAGE_W, IMAGE_H = 1280, 960  # detector ratio r = 0.5
 # Boxes in image pixels, 288x384 each, so padding 1.25 gives a 360x480 window: image = crop * 1.25 + offset.
 BOXES = np.array([[100, 100, 388, 484], [700, 200, 988, 584]], np.float32)
@@ -242,3 +251,109 @@ def test_tiny_models_on_the_sample_photo(tmp_path):
     nose, neck, right_ankle = person.body[0], person.body[1], person.body[10]
     assert nose[1] < neck[1] < right_ankle[1]  # standing: head above neck above feet
     assert right_ankle[1] - nose[1] > 0.6 * height
+
+
+def _reference_crop(image: np.ndarray, box: np.ndarray, width: int = 288, height: int = 384) -> np.ndarray:
+    """DWPose's onnxpose preprocessing written out step by step (float64 centre and scale, the three-point
+    get_warp_matrix at rotation 0, uint8 warp, float64 (x - mean) / std) for one xyxy box."""
+    x1, y1, x2, y2 = box.astype(np.float64)
+    center = np.array([x1 + x2, y1 + y2]) * 0.5
+    scale = np.array([x2 - x1, y2 - y1]) * 1.25
+    aspect = width / height
+    scale = np.array(
+        [scale[0], scale[0] / aspect] if scale[0] > scale[1] * aspect else [scale[1] * aspect, scale[1]]
+    )
+
+    def third(a, b):
+        d = a - b
+        return b + np.r_[-d[1], d[0]]
+
+    src, dst = np.zeros((3, 2), np.float32), np.zeros((3, 2), np.float32)
+    src[0], src[1] = center, center + np.array([0.0, scale[0] * -0.5])
+    src[2] = third(src[0], src[1])
+    dst[0] = [width * 0.5, height * 0.5]
+    dst[1] = dst[0] + np.array([0.0, width * -0.5])
+    dst[2] = third(dst[0], dst[1])
+    window = cv2.warpAffine(image, cv2.getAffineTransform(src, dst), (width, height), flags=cv2.INTER_LINEAR)
+    normalised = (window - np.array([123.675, 116.28, 103.53])) / np.array([58.395, 57.12, 57.375])
+    return normalised.transpose(2, 0, 1).astype(np.float32)
+
+
+def test_crops_are_bit_identical_to_the_reference_preprocessing():
+    image = np.random.default_rng(3).integers(0, 256, (700, 900, 3), dtype=np.uint8)
+    # Tall, wide, fractional, and partly outside the image (the outside is black, as warpAffine pads).
+    boxes = np.array(
+        [[100.3, 50.7, 301.9, 610.2], [-40.5, 300.25, 500.0, 420.0], [850.0, 10.0, 1000.0, 200.5]], np.float32
+    )
+    centers, scales = box_center_scale(boxes, 288 / 384)
+    crops = crop_people(image, centers, scales, 288, 384)
+    for crop, box in zip(crops, boxes, strict=True):
+        assert np.array_equal(crop, _reference_crop(image, box))
+
+
+def test_keypoints_map_back_with_the_reference_float64_centre_and_scale(tmp_path):
+    keypoints, scores = _templates()
+    boxes = np.array([[101.5, 99.25, 390.75, 481.0]], np.float32)  # fractional: float32 maths would drift
+    folder = write_models(
+        tmp_path, box_detector(boxes * 0.5, [0.9]), simcc_pose_model(keypoints[:1], scores[:1])
+    )
+    keypoints_out, _ = _estimator(folder).models.wholebody(np.zeros((IMAGE_H, IMAGE_W, 3), np.uint8), boxes)
+    x1, y1, x2, y2 = boxes[0].astype(np.float64)
+    scale = np.array([x2 - x1, y2 - y1]) * 1.25
+    scale = np.array([scale[0], scale[0] / 0.75])  # this box is too wide for 288/384: heighten it
+    crop_xy = keypoints[0].astype(np.float32) / np.float32([288, 384])  # float32, as the reference divides
+    expected = crop_xy * scale + [(x1 + x2) / 2, (y1 + y2) / 2] - scale / 2
+    np.testing.assert_array_equal(keypoints_out[0], expected.astype(np.float32))
+
+
+def test_models_found_offline_in_the_hugging_face_cache_layout(tmp_path):
+    """The real hf_hub_download path with HF_HUB_OFFLINE=1: a cached snapshot is found, nothing fetched."""
+    tiny = ensure_tiny_models(tmp_path / "tiny", DETECTOR_FILE, POSE_FILE)
+    repo = tmp_path / "hub" / "models--yzd-v--DWPose"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for name in (DETECTOR_FILE, POSE_FILE):
+        shutil.copy(tiny / name, snapshot / name)
+    code = (
+        "import json; from pipelines.pose.models import model_files; "
+        "from pipelines.settings import Settings; "
+        "print(json.dumps({k: str(v) for k, v in model_files(Settings.from_env()).items()}))"
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "HF_HUB_OFFLINE": "1",
+        "POSE_STUDIO_POSE_MODELS": "dwpose",
+        "POSE_STUDIO_DWPOSE_DIR": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    paths = json.loads(done.stdout)
+    assert paths == {name: str(snapshot / name) for name in (DETECTOR_FILE, POSE_FILE)}
+    (snapshot / POSE_FILE).unlink()  # not cached: the error names the file and the ways to provide it
+    failed = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert failed.returncode != 0
+    assert "dw-ll_ucoco_384.onnx" in failed.stderr and "HF_HUB_OFFLINE" in failed.stderr
+    assert "--models-dir" in failed.stderr and "POSE_STUDIO_DWPOSE_DIR" in failed.stderr
+
+
+def test_tiny_models_generated_by_concurrent_first_uses_are_whole(tmp_path):
+    barrier = threading.Barrier(6)
+
+    def first_use() -> Path:
+        barrier.wait()
+        return ensure_tiny_models(tmp_path, DETECTOR_FILE, POSE_FILE)
+
+    with ThreadPoolExecutor(6) as pool:
+        folders = list(pool.map(lambda _: first_use(), range(6)))
+    assert set(folders) == {tmp_path}
+    assert sorted(path.name for path in tmp_path.iterdir()) == [POSE_FILE, DETECTOR_FILE]  # no partials
+    for name in (DETECTOR_FILE, POSE_FILE):
+        onnx.checker.check_model(onnx.load(tmp_path / name))

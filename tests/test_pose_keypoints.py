@@ -96,3 +96,29 @@ def test_malformed_json_raises_validation_error(data, message):
 
 def test_empty_result_exports_no_people():
     assert to_openpose_json(PoseResult(32, 16, [])) == {"canvas_width": 32, "canvas_height": 16, "people": []}
+
+
+def test_neck_keeps_the_weaker_shoulder_score_and_the_strict_threshold():
+    keypoints, scores = _numbered_wholebody()
+    scores[0, 5], scores[0, 6] = 0.8, 0.45
+    assert people_from_wholebody(keypoints, scores)[0].body[1, 2] == pytest.approx(0.45)
+    scores[0, 6] = np.float32(0.3)  # exactly at the threshold: not visible (the reference's `> 0.3`)
+    person = people_from_wholebody(keypoints, scores)[0]
+    assert person.body[1].tolist() == [5.5, 1005.5, 0.0]
+    exported = to_openpose_json(PoseResult(2000, 2000, [person]))["people"][0]["pose_keypoints_2d"]
+    assert exported[3:6] == [0.0, 0.0, 0.0] and exported[6:9] == [0.0, 0.0, 0.0]  # neck and r-shoulder
+
+
+def test_openpose_body_25_without_a_canvas_loads_with_a_given_size():
+    body_25 = [float(v) for i in range(25) for v in (100 + i, 200 + i, 0.9)]
+    data = {"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": body_25}]}
+    with pytest.raises(ValidationError, match="canvas_width"):
+        from_openpose_json(data)
+    result = from_openpose_json(data, canvas=(640, 480))
+    person = result.people[0]
+    assert (result.width, result.height) == (640, 480)
+    # BODY_25 drops its mid-hip (8): our r-hip (8) is its 9, our l-ear (17) its 18; its 19-24 are the feet.
+    assert person.body[:, 0].tolist() == [100 + i for i in (*range(8), *range(9, 19))]
+    assert person.feet[:, 0].tolist() == [119, 120, 121, 122, 123, 124]
+    ours = standing_result()
+    assert from_openpose_json(to_openpose_json(ours), canvas=(1, 1)).width == ours.width  # the file wins

@@ -75,11 +75,13 @@ def _detect(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     if (args.width is None) != (args.height is None):
         raise UserError("Give both --width and --height, or neither.")
-    try:
-        result = from_openpose_json(args.pose.read_bytes())
+    size = (args.width, args.height) if args.width is not None else None
+    if size and min(size) <= 0:
+        raise UserError(f"--width and --height must be positive, got {args.width}x{args.height}.")
+    try:  # OpenPose's own files have no canvas size: the requested size stands in for it
+        result = from_openpose_json(args.pose.read_bytes(), canvas=size)
     except OSError as error:
         raise UserError(f"{args.pose}: {error.strerror}") from None
-    size = (args.width, args.height) if args.width is not None else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(draw_pose(result, args.mode, size)).save(args.out)
     print(f"{args.pose} -> {args.out}")

@@ -32,12 +32,19 @@ def anchor_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def letterbox_top_left(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
-    """1x3xHxW float32 of the image resized by r = min(H/h, W/w) at the top-left of a 114 canvas, and r."""
+    """1x3xHxW float32 of the image resized by r = min(H/h, W/w) at the top-left of a 114 canvas, and r.
+
+    The image goes in the channel order it is given, as the reference feeds it (RGB here). The resize writes
+    straight into the canvas; the one float conversion is also the CHW transpose.
+    """
     ratio = min(height / image.shape[0], width / image.shape[1])
-    resized_size = (int(image.shape[1] * ratio), int(image.shape[0] * ratio))
+    resized_width, resized_height = int(image.shape[1] * ratio), int(image.shape[0] * ratio)
     canvas = np.full((height, width, 3), LETTERBOX_FILL, np.uint8)
-    canvas[: resized_size[1], : resized_size[0]] = cv2.resize(
-        image, resized_size, interpolation=cv2.INTER_LINEAR
+    cv2.resize(
+        image,
+        (resized_width, resized_height),
+        dst=canvas[:resized_height, :resized_width],
+        interpolation=cv2.INTER_LINEAR,
     )
     return canvas.transpose(2, 0, 1)[None].astype(np.float32), ratio
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import colorsys
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 
 from pipelines.errors import ValidationError
-from pipelines.pose.keypoints import VISIBILITY_THRESHOLD, Person, PoseResult
+from pipelines.pose.keypoints import Person, PoseResult, is_visible
 
 
 class DrawMode(str, Enum):
@@ -101,70 +102,83 @@ def width_factor(width: int, height: int) -> int:
     return 1 + bisect.bisect_right(WIDTH_STEPS_PX, max(width, height))
 
 
-def _visible(points: np.ndarray) -> np.ndarray:
-    return points[:, 2] >= VISIBILITY_THRESHOLD
+def _visible(points: np.ndarray) -> list[bool]:
+    return is_visible(points[:, 2]).tolist()
 
 
-def _pixels(points: np.ndarray) -> np.ndarray:
-    return points[:, :2].astype(np.int32)  # truncation, as the reference annotator does
+def _pixels(points: np.ndarray) -> list[list[int]]:
+    return points[:, :2].astype(np.int32).tolist()  # truncation, as the reference annotator does
 
 
-def _draw_body(canvas: np.ndarray, person: Person, widths: Widths) -> None:
-    points, visible = person.body, _visible(person.body)
+def _draw_body(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
+    """Limb by limb, then joint by joint, across all people: the reference's overlap order."""
+    bodies = [(person.body[:, :2].tolist(), _visible(person.body)) for person in people]
     for (start, end), color in zip(LIMBS, LIMB_COLORS.tolist(), strict=True):
-        if not (visible[start] and visible[end]):
-            continue
-        (x0, y0), (x1, y1) = points[start, :2], points[end, :2]
-        length = float(np.hypot(x1 - x0, y1 - y0))
-        angle = int(np.degrees(np.arctan2(y0 - y1, x0 - x1)))
-        center = (int((x0 + x1) / 2), int((y0 + y1) / 2))
-        polygon = cv2.ellipse2Poly(center, (int(length / 2), widths.limb_half_width), angle, 0, 360, 1)
-        cv2.fillConvexPoly(canvas, polygon, color)
-    for (x, y), color in zip(_pixels(points)[visible].tolist(), BODY_COLORS[visible].tolist(), strict=True):
-        cv2.circle(canvas, (x, y), widths.joint_radius, color, thickness=-1)
+        for points, visible in bodies:
+            if not (visible[start] and visible[end]):
+                continue
+            (x0, y0), (x1, y1) = points[start], points[end]
+            angle = int(math.degrees(math.atan2(y0 - y1, x0 - x1)))
+            axes = (int(math.hypot(x1 - x0, y1 - y0) / 2), widths.limb_half_width)
+            center = (int((x0 + x1) / 2), int((y0 + y1) / 2))
+            cv2.fillConvexPoly(canvas, cv2.ellipse2Poly(center, axes, angle, 0, 360, 1), color)
+    pixels = [_pixels(person.body) for person in people]
+    for joint, color in enumerate(BODY_COLORS.tolist()):
+        for person_pixels, (_, visible) in zip(pixels, bodies, strict=True):
+            if visible[joint]:
+                cv2.circle(canvas, person_pixels[joint], widths.joint_radius, color, thickness=-1)
 
 
-def _draw_hand(canvas: np.ndarray, hand: np.ndarray, widths: Widths) -> None:
-    pixels, visible = _pixels(hand).tolist(), _visible(hand)
-    for (start, end), color in zip(HAND_BONES, HAND_BONE_COLORS, strict=True):
-        if visible[start] and visible[end]:
-            cv2.line(canvas, pixels[start], pixels[end], color, thickness=widths.hand_bone_thickness)
-    for point, is_visible in zip(pixels, visible, strict=True):
-        if is_visible:
-            cv2.circle(canvas, point, widths.hand_joint_radius, HAND_JOINT_COLOR, thickness=-1)
+def _drawable(points: np.ndarray) -> list[bool]:
+    """Hand and face points the reference draws: visible, and not on or past the top or left edge (its
+    `x > eps and y > eps` test on truncated pixels), so a bone to an off-canvas point is skipped, not clipped.
+    """
+    return (is_visible(points[:, 2]) & (points[:, :2].astype(np.int32) > 0).all(axis=1)).tolist()
 
 
-def _draw_hands(canvas: np.ndarray, person: Person, widths: Widths) -> None:
-    for hand in (person.left_hand, person.right_hand):
-        _draw_hand(canvas, hand, widths)
+def _draw_hands(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
+    """Every left hand, then every right hand, as the reference stacks them."""
+    for hand in [person.left_hand for person in people] + [person.right_hand for person in people]:
+        pixels, visible = _pixels(hand), _drawable(hand)
+        for (start, end), color in zip(HAND_BONES, HAND_BONE_COLORS, strict=True):
+            if visible[start] and visible[end]:
+                cv2.line(canvas, pixels[start], pixels[end], color, thickness=widths.hand_bone_thickness)
+        for point, point_visible in zip(pixels, visible, strict=True):
+            if point_visible:
+                cv2.circle(canvas, point, widths.hand_joint_radius, HAND_JOINT_COLOR, thickness=-1)
 
 
-def _draw_face(canvas: np.ndarray, person: Person, widths: Widths) -> None:
-    for point in _pixels(person.face)[_visible(person.face)].tolist():
-        cv2.circle(canvas, point, widths.face_dot_radius, FACE_COLOR, thickness=-1)
+def _draw_faces(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
+    for person in people:
+        for point, visible in zip(_pixels(person.face), _drawable(person.face), strict=True):
+            if visible:
+                cv2.circle(canvas, point, widths.face_dot_radius, FACE_COLOR, thickness=-1)
 
 
 def _fill_hull(canvas: np.ndarray, points: np.ndarray) -> None:
-    pixels = _pixels(points)[_visible(points)]
+    pixels = points[is_visible(points[:, 2]), :2].astype(np.int32)
     if len(pixels) >= 3:
         cv2.fillConvexPoly(canvas, cv2.convexHull(pixels), MASK_COLOR)
 
 
-def _draw_face_mask(canvas: np.ndarray, person: Person, widths: Widths) -> None:
-    _fill_hull(canvas, person.face)
+def _draw_face_masks(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
+    for person in people:
+        _fill_hull(canvas, person.face)
 
 
-def _draw_hand_mask(canvas: np.ndarray, person: Person, widths: Widths) -> None:
-    _fill_hull(canvas, person.left_hand)
-    _fill_hull(canvas, person.right_hand)
+def _draw_hand_masks(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
+    for person in people:
+        _fill_hull(canvas, person.left_hand)
+        _fill_hull(canvas, person.right_hand)
 
 
-LAYER_DRAWERS: dict[Layer, Callable[[np.ndarray, Person, Widths], None]] = {
+# Each drawer paints one layer for everyone, in the reference's order across people.
+LAYER_DRAWERS: dict[Layer, Callable[[np.ndarray, list[Person], Widths], None]] = {
     Layer.BODY: _draw_body,
     Layer.HANDS: _draw_hands,
-    Layer.FACE: _draw_face,
-    Layer.FACE_MASK: _draw_face_mask,
-    Layer.HAND_MASK: _draw_hand_mask,
+    Layer.FACE: _draw_faces,
+    Layer.FACE_MASK: _draw_face_masks,
+    Layer.HAND_MASK: _draw_hand_masks,
 }
 
 
@@ -179,8 +193,7 @@ def parse_mode(mode: DrawMode | str) -> DrawMode:
 def _render(result: PoseResult, layers: tuple[Layer, ...], widths: Widths) -> np.ndarray:
     canvas = np.zeros((result.height, result.width, 3), np.uint8)
     for layer in layers:
-        for person in result.people:
-            LAYER_DRAWERS[layer](canvas, person, widths)
+        LAYER_DRAWERS[layer](canvas, result.people, widths)
     return canvas
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from pipelines.errors import ValidationError
 
-VISIBILITY_THRESHOLD = 0.3
+VISIBILITY_THRESHOLD = 0.3  # a point is visible when its score is above this (strictly, as the reference)
 
 # Part name -> number of points, in the order DWPose's 134-point (neck inserted) array lays them out.
 PART_SIZES = {"body": 18, "feet": 6, "face": 68, "left_hand": 21, "right_hand": 21}
@@ -34,9 +34,17 @@ JSON_FIELDS = {
     "left_hand": "hand_left_keypoints_2d",
     "right_hand": "hand_right_keypoints_2d",
 }
-# Point counts other tools write that we accept, mapped to how many leading points we keep
-# (OpenPose's 70-point face ends with the two pupils, which DWPose does not predict).
-ACCEPTED_COUNTS = {"body": (18,), "feet": (6,), "face": (68, 70), "left_hand": (21,), "right_hand": (21,)}
+# Point counts other tools write that we accept.
+ACCEPTED_COUNTS = {"body": (18, 25), "feet": (6,), "face": (68, 70), "left_hand": (21,), "right_hand": (21,)}
+# OpenPose's default BODY_25 -> our 18 body points (drop mid-hip 8) and 6 feet (its 19-24 are already in
+# COCO-WholeBody's feet order: left big toe, small toe, heel, then the right ones).
+BODY_25_TO_18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+BODY_25_FEET = slice(19, 25)
+
+
+def is_visible(scores: np.ndarray) -> np.ndarray:
+    """The one visibility rule, for JSON export and every drawing."""
+    return scores > VISIBILITY_THRESHOLD
 
 
 def _empty(count: int) -> np.ndarray:
@@ -92,8 +100,10 @@ def people_from_wholebody(keypoints: np.ndarray, scores: np.ndarray) -> list[Per
     points = np.concatenate([keypoints, scores[..., None]], axis=-1).astype(np.float32)
     shoulders = points[:, [COCO_LEFT_SHOULDER, COCO_RIGHT_SHOULDER]]
     neck = shoulders.mean(axis=1)
-    both_visible = (shoulders[:, :, 2] >= VISIBILITY_THRESHOLD).all(axis=1)
-    neck[:, 2] = np.where(both_visible, shoulders[:, :, 2].min(axis=1), 0.0)
+    # The reference scores the neck 1 if both shoulders are above 0.3, else 0: a flag for its drawing, not
+    # a confidence. We keep the same visibility (min > 0.3 exactly when both are > 0.3, so drawings match)
+    # but store the weaker shoulder's score, so exported JSON never claims a certainty nobody measured.
+    neck[:, 2] = np.where(is_visible(shoulders[:, :, 2]).all(axis=1), shoulders[:, :, 2].min(axis=1), 0.0)
     points = np.insert(points, NECK_INDEX, neck, axis=1)
     points[:, OPENPOSE_SLOTS] = points[:, MMPOSE_SOURCES]
     bounds = np.cumsum([0, *PART_SIZES.values()])
@@ -110,7 +120,7 @@ def people_from_wholebody(keypoints: np.ndarray, scores: np.ndarray) -> list[Per
 
 def _visible_only(points: np.ndarray) -> np.ndarray:
     """Invisible points become 0, 0, 0, as OpenPose writes them."""
-    return np.where((points[:, 2:] >= VISIBILITY_THRESHOLD), points, 0.0).astype(np.float32)
+    return np.where(is_visible(points[:, 2:]), points, 0.0).astype(np.float32)
 
 
 def to_openpose_json(result: PoseResult) -> dict:
@@ -141,11 +151,25 @@ def _parse_part(person: dict, part: str, index: int) -> np.ndarray:
         raise ValidationError(
             f"people[{index}].{JSON_FIELDS[part]} has {flat.size} numbers; expected {counts} (x, y, score)"
         )
-    return _visible_only(flat.reshape(-1, 3)[: PART_SIZES[part]])
+    return _visible_only(flat.reshape(-1, 3))
 
 
-def from_openpose_json(data: dict | str | bytes) -> PoseResult:
-    """Parse OpenPose JSON from us or other tools (18-point body, 68- or 70-point face, feet optional)."""
+def _parse_person(person: dict, index: int) -> Person:
+    parts = {part: _parse_part(person, part, index) for part in PART_SIZES}
+    if len(parts["body"]) == 25:
+        body_25 = parts["body"]
+        parts["body"] = body_25[list(BODY_25_TO_18)]
+        if not parts["feet"].any():
+            parts["feet"] = body_25[BODY_25_FEET]
+    parts["face"] = parts["face"][: PART_SIZES["face"]]  # a 70-point face ends with two pupils
+    return Person(**parts)
+
+
+def from_openpose_json(data: dict | str | bytes, canvas: tuple[int, int] | None = None) -> PoseResult:
+    """Parse OpenPose JSON from us or other tools (18- or 25-point body, 68- or 70-point face, parts missing).
+
+    OpenPose itself writes no canvas size; `canvas` (w, h) is used when the file has none.
+    """
     if isinstance(data, (str, bytes)):
         try:
             data = json.loads(data)
@@ -156,14 +180,19 @@ def from_openpose_json(data: dict | str | bytes) -> PoseResult:
     if not isinstance(data, dict) or not isinstance(data.get("people"), list):
         raise ValidationError("The pose JSON must be an object with a 'people' list (OpenPose format).")
     try:
-        width, height = int(data["canvas_width"]), int(data["canvas_height"])
+        width, height = (
+            canvas if canvas and "canvas_width" not in data else (data["canvas_width"], data["canvas_height"])
+        )
+        width, height = int(width), int(height)
     except (KeyError, TypeError, ValueError):
-        raise ValidationError("The pose JSON needs integer 'canvas_width' and 'canvas_height'.") from None
+        raise ValidationError(
+            "The pose JSON needs integer 'canvas_width' and 'canvas_height' (or give the canvas size)."
+        ) from None
     if width <= 0 or height <= 0:
         raise ValidationError(f"The pose canvas must be positive, got {width}x{height}.")
     people = []
     for index, person in enumerate(data["people"]):
         if not isinstance(person, dict):
             raise ValidationError(f"people[{index}] must be an object")
-        people.append(Person(**{part: _parse_part(person, part, index) for part in PART_SIZES}))
+        people.append(_parse_person(person, index))
     return PoseResult(width=width, height=height, people=people)

@@ -27,9 +27,11 @@ CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
 def _how_to_provide(settings: Settings) -> str:
     return (
-        f"Download {' and '.join(MODEL_FILES)} from https://huggingface.co/{settings.dwpose_repo} "
-        "into a folder and pass --models-dir DIR (or set POSE_STUDIO_DWPOSE_DIR), "
-        "or use POSE_STUDIO_POSE_MODELS=tiny for the offline stand-in."
+        f"Either run once online so huggingface_hub caches {settings.dwpose_repo} (after that "
+        "HF_HUB_OFFLINE=1 works; HF_HUB_CACHE or HF_HOME says where the cache is), or download "
+        f"{' and '.join(MODEL_FILES)} from https://huggingface.co/{settings.dwpose_repo} into a folder and "
+        "pass --models-dir DIR (or set POSE_STUDIO_DWPOSE_DIR). POSE_STUDIO_POSE_MODELS=tiny is the offline "
+        "stand-in."
     )
 
 

@@ -8,6 +8,7 @@ demo is readable, but the pose is a placeholder and must be labelled as one.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +80,15 @@ def standing_template() -> np.ndarray:
 
 
 def _save(model: onnx.ModelProto, path: Path) -> None:
-    """Write atomically, so concurrent first uses never see half a file."""
-    partial_path = path.with_suffix(f".{os.getpid()}.partial")
-    onnx.save(model, partial_path)
-    partial_path.replace(path)
+    """Write to a private temporary file, then rename: concurrent first uses (threads or processes) never
+    see half a file, and the last rename wins with identical bytes."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(handle)
+    try:
+        onnx.save(model, temporary)
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
 
 
 def _model(nodes: list, inputs: list, outputs: list, initializers: list, name: str) -> onnx.ModelProto:
