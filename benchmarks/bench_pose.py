@@ -75,7 +75,7 @@ def _people_models(folder: Path, people: int) -> PoseModels:
     wholebody = WholeBodyModel(
         ReplaySession(pose_session, {"input": np.zeros((people, 3, 384, 288), np.float32)}), POSE_FILE
     )
-    return PoseModels(detector=detector, wholebody=wholebody, providers=["replay"])
+    return PoseModels(detector=detector, wholebody=wholebody, providers={"replay": ["replay"]})
 
 
 def _best_ms(work: Callable[[], object], repeats: int) -> float:

@@ -213,6 +213,10 @@ def test_result_is_writable_and_files_are_closed(tmp_path):
 
 def test_pillows_own_bomb_check_becomes_our_message():
     png = _encode(_rgb(), "PNG")
-    # 10000 x 10000 is under a raised cap but over Pillow's 89 MP warning: still refused, with our wording.
-    with pytest.raises(ImageError, match=r"too large to decode safely \(over Pillow's 89 MP"):
+    # 14000 x 14000 is under a raised cap but over Pillow's hard limit (2 x 89 MP): refused, in our words.
+    with pytest.raises(ImageError, match=r"too large to decode safely \(over Pillow's 179 MP"):
+        load_image(_with_header_size(png, 14_000, 14_000), max_pixels=200_000_000)
+    # 10000 x 10000 passes a raised cap: Pillow's 89 MP warning does not overrule it, so decoding is tried
+    # (and this forged header has no pixel data behind it).
+    with pytest.raises(ImageError, match=r"truncated|corrupt"):
         load_image(_with_header_size(png, 10_000, 10_000), max_pixels=200_000_000)

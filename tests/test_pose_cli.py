@@ -57,6 +57,19 @@ def test_detect_writes_each_good_image_and_reports_bad_ones_in_one_line(tmp_path
     assert not (out / "notes.png").exists()
 
 
+def test_detect_keeps_results_of_images_with_the_same_name_apart(tmp_path):
+    sizes = {"a": (120, 90), "b": (90, 120)}  # (width, height)
+    for folder, (width, height) in sizes.items():
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((height, width, 3), 60, np.uint8)).save(tmp_path / folder / "pose.png")
+    out = tmp_path / "out"
+    inputs = [str(tmp_path / folder / "pose.png") for folder in sizes]
+    done = _run("detect", *inputs, "--models", "tiny", "--out", str(out), env=_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert Image.open(out / "pose.png").size == sizes["a"]
+    assert Image.open(out / "pose-2.png").size == sizes["b"]
+
+
 def test_render_draws_a_saved_pose_at_the_requested_size(tmp_path):
     body = [v for i in range(18) for v in (10.0 + 5 * i, 20.0 + 8 * i, 0.9)]
     pose = tmp_path / "pose.json"

@@ -175,7 +175,7 @@ def test_sessions_are_created_once(two_people, image):
     estimator._load = lambda: loads.append(1) or load()
     estimator.detect(image)
     estimator.detect(image)
-    assert len(loads) == 1 and estimator.providers == [CPU]
+    assert len(loads) == 1 and estimator.providers == {DETECTOR_FILE: [CPU], POSE_FILE: [CPU]}
 
 
 def test_missing_model_file_names_it_and_says_how_to_provide_it(tmp_path):

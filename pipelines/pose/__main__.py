@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 from PIL import Image
@@ -45,6 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unique_stems(paths: list[Path]) -> list[str]:
+    """Output names per input: a/pose.jpg and b/pose.png must not overwrite each other's results."""
+    seen: Counter[str] = Counter()
+    stems = []
+    for path in paths:
+        seen[path.stem] += 1
+        stems.append(path.stem if seen[path.stem] == 1 else f"{path.stem}-{seen[path.stem]}")
+    return stems
+
+
 def _detect(args: argparse.Namespace) -> int:
     settings = Settings.from_env().replace(
         dwpose_dir=args.models_dir, pose_device=args.device, pose_models=args.models
@@ -54,7 +65,7 @@ def _detect(args: argparse.Namespace) -> int:
         print("note: tiny stand-in models; the poses are placeholders, not detections", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
-    for path in args.images:
+    for path, stem in zip(args.images, _unique_stems(args.images), strict=True):
         try:
             image = load_image(path)
             result = estimator.detect(image)
@@ -64,7 +75,7 @@ def _detect(args: argparse.Namespace) -> int:
             print(f"error: {path}: {error}", file=sys.stderr)
             failures += 1
             continue
-        png = args.out / f"{path.stem}.png"
+        png = args.out / f"{stem}.png"
         Image.fromarray(draw_pose(result, args.mode)).save(png)
         if args.json:
             png.with_suffix(".json").write_text(json.dumps(to_openpose_json(result)))

@@ -138,11 +138,11 @@ class WholeBodyModel:
 
 @dataclass
 class PoseModels:
-    """The two loaded models and the onnxruntime providers they actually run on."""
+    """The two loaded models and, per model file, the onnxruntime providers it actually runs on."""
 
     detector: PersonDetector
     wholebody: WholeBodyModel
-    providers: list[str]
+    providers: dict[str, list[str]]
 
 
 def load_pose_models(settings: Settings) -> PoseModels:
@@ -152,7 +152,10 @@ def load_pose_models(settings: Settings) -> PoseModels:
     return PoseModels(
         detector=PersonDetector(detector_session, DETECTOR_FILE),
         wholebody=WholeBodyModel(wholebody_session, POSE_FILE),
-        providers=wholebody_session.get_providers(),
+        providers={
+            DETECTOR_FILE: detector_session.get_providers(),
+            POSE_FILE: wholebody_session.get_providers(),
+        },
     )
 
 
@@ -178,7 +181,8 @@ class PoseEstimator:
             return self._models
 
     @property
-    def providers(self) -> list[str]:
+    def providers(self) -> dict[str, list[str]]:
+        """Model file -> the providers its session really uses (a CUDA request may have fallen back)."""
         return self.models.providers
 
     def detect(self, image: np.ndarray) -> PoseResult:
