@@ -1,9 +1,9 @@
 """X/Y parameter sweep: run one generation request over a grid of parameter values and lay the results out
 as a labelled image, so a designer can compare settings side by side.
 
-The sweep is a thin layer over `GenerationEngine`: the axes say which `GenerationRequest` field each value
-sets, `GenerationRequest.validate()` stays the only place that knows the ranges, and the images are saved
-with the engine's own PNG writer."""
+A thin layer over `GenerationEngine`: an axis names the `GenerationRequest` field its values set,
+`GenerationRequest.validate()` stays the only place that knows the ranges, and the images are saved with
+the engine's own PNG metadata."""
 
 from __future__ import annotations
 
@@ -18,19 +18,15 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from pipelines.errors import Cancelled, UserError, ValidationError
-from pipelines.generation.engine import (
-    GenerationEngine,
-    GenerationRequest,
-    GenerationResult,
-    PoseInput,
-    resolve_seed,
-)
+from pipelines.generation import GenerationEngine, GenerationRequest, PoseInput, resolve_seed
+from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.generation.metadata import png_text
 from pipelines.generation.schedulers import SCHEDULERS
 from pipelines.settings import ENV_PREFIX, Settings
@@ -39,76 +35,54 @@ RANGE_MAX_VALUES = 1000
 """A range may expand to at most this many values: a typo like `1-1e9` fails at once instead of filling
 memory before the cell cap gets to speak."""
 
+# ---------------------------------------------------------------------------------------------------------
+# Value text: one comma item at a time
+
 
 class _ItemError(ValueError):
     """One comma item is unreadable; the message is the phrase that follows the quoted item."""
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Reading one comma item of value text
-
-
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-_RANGE = re.compile(
-    rf"(?P<start>{_NUMBER})\s*-\s*(?P<end>{_NUMBER})"
-    rf"\s*(?:\(\s*(?P<step>{_NUMBER})\s*\)|\[\s*(?P<count>{_NUMBER})\s*\])?"
-)
+_RANGE = re.compile(rf"(?P<start>{_NUMBER})\s*-\s*(?P<end>{_NUMBER})(?:\s*\(\s*(?P<step>{_NUMBER})\s*\))?")
 
 
 def _decimal(token: str, number_type: type, part: str = "") -> Decimal:
-    """`token` as an exact Decimal (so `1-0 (-0.25)` gives 0.75, not 0.7500000001); `part` names the piece
-    of a range in the message."""
-    where = f'{part} "{token}" ' if part else ""
-    if not re.fullmatch(_NUMBER, token):
-        raise _ItemError(f"has {where}that is not a number" if part else "is not a number")
+    """`token` (already matched as a number) exact, so `1-0 (-0.25)` stops at 0 and `0.1-0.3 (+0.1)`
+    reaches 0.3; `part` names the piece of a range in the message."""
     value = Decimal(token)
     if number_type is int and value != value.to_integral_value():
-        raise _ItemError(f"has {where}that is not a whole number" if part else "is not a whole number")
+        where = f'has {part} "{token}" that ' if part else ""
+        raise _ItemError(f"{where}is not a whole number")
     return value
 
 
 def _read_numbers(token: str, number_type: type) -> list[Any]:
-    """A number, or a range: `4-10` (step 1), `4-10 (+2)`, `1-0 (-0.25)`, or `1-10 [4]` (4 evenly spaced)."""
+    """A number, or a range: `4-10` (step 1 or -1), `4-10 (+2)`, `1-0 (-0.25)`."""
     if re.fullmatch(_NUMBER, token):
         return [number_type(_decimal(token, number_type))]
     match = _RANGE.fullmatch(token)
     if match is None:
-        raise _ItemError("is not a number" + ("" if "-" not in token else ' or a range like "4-10 (+2)"'))
+        raise _ItemError("is not a number" + (' or a range like "4-10 (+2)"' if "-" in token else ""))
     start = _decimal(match["start"], number_type, "a start")
     end = _decimal(match["end"], number_type, "an end")
-    if match["count"] is not None:
-        count = _decimal(match["count"], int, "a count")
-        if count < 1:
-            raise _ItemError("asks for no values: the count in [ ] must be 1 or more")
-        span = (end - start) / max(int(count) - 1, 1)
-        values = [start + span * i for i in range(int(count))]
-    else:
-        step = (
-            _decimal(match["step"], number_type, "a step")
-            if match["step"]
-            else Decimal(1 if end >= start else -1)
-        )
-        if step == 0:
-            raise _ItemError("has a step of 0")
-        if (end - start) * step < 0:
-            raise _ItemError(f"never reaches {end}: the step {step:+} goes the other way")
-        count = int((end - start) / step) + 1
-        if count > RANGE_MAX_VALUES:
-            raise _ItemError(f"gives {count} values; a range may give at most {RANGE_MAX_VALUES}")
-        values = [start + step * i for i in range(count)]
-    return [number_type(round(value)) if number_type is int else float(value) for value in values]
-
-
-def _read_whole_numbers(token: str) -> list[Any]:
-    return _read_numbers(token, int)
-
-
-def _read_decimal_numbers(token: str) -> list[Any]:
-    return _read_numbers(token, float)
+    step = (
+        _decimal(match["step"], number_type, "a step")
+        if match["step"]
+        else Decimal(1 if end >= start else -1)
+    )
+    if step == 0:
+        raise _ItemError("has a step of 0")
+    if (end - start) * step < 0:
+        raise _ItemError(f"never reaches {end}: the step {step:+} goes the other way")
+    count = int((end - start) / step) + 1
+    if count > RANGE_MAX_VALUES:
+        raise _ItemError(f"gives {count} values; a range may give at most {RANGE_MAX_VALUES}")
+    return [number_type(start + step * index) for index in range(count)]
 
 
 def _read_scheduler(token: str) -> list[Any]:
-    """A scheduler name matched case- and spacing-insensitively to its canonical spelling."""
+    """A scheduler name in any case and spacing, as its canonical spelling."""
     canonical = {" ".join(name.split()).casefold(): name for name in SCHEDULERS}
     key = " ".join(token.split()).casefold()
     if key in canonical:
@@ -118,68 +92,30 @@ def _read_scheduler(token: str) -> list[Any]:
     raise _ItemError(f"is not a scheduler; {hint}choose from: {', '.join(SCHEDULERS)}")
 
 
-def _read_text(token: str) -> list[Any]:
-    return [token]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# What a value does to the request
-
-
-def _sets(field: str) -> Callable[[GenerationRequest, Sequence[Any], Any], dict[str, Any]]:
-    def changes(request: GenerationRequest, values: Sequence[Any], value: Any) -> dict[str, Any]:
-        return {field: value}
-
-    return changes
-
-
-def _replace_in_prompt(request: GenerationRequest, values: Sequence[Any], value: Any) -> dict[str, Any]:
-    """Prompt S/R: the first value is a term of the prompt; each value takes its place in turn."""
-    term = values[0]
-    if term not in request.prompt:
-        raise ValidationError(
-            f'the first value "{term}" is not in the prompt; prompt S/R replaces that term with each value'
-        )
-    return {"prompt": request.prompt.replace(term, value)}
-
-
 @dataclass(frozen=True)
 class Axis:
     """One parameter a sweep can vary."""
 
-    name: str  # the key used by the CLI, the API and sweep.json
+    name: str  # the GenerationRequest field it sets; also its key in the CLI, the API and sweep.json
     title: str  # drawn on the grid and shown in the UI
     read: Callable[[str], list[Any]]  # one comma item -> its value(s); raises _ItemError
-    changes: Callable[[GenerationRequest, Sequence[Any], Any], dict[str, Any]]  # value -> request fields
     example: str  # value text shown as a placeholder and in messages
 
+
+_whole_numbers = partial(_read_numbers, number_type=int)
+_numbers = partial(_read_numbers, number_type=float)
 
 AXES: dict[str, Axis] = {
     axis.name: axis
     for axis in (
-        Axis("scheduler", "Scheduler", _read_scheduler, _sets("scheduler"), "Euler a, DDIM"),
-        Axis(
-            "num_inference_steps", "Steps", _read_whole_numbers, _sets("num_inference_steps"), "10-30 (+10)"
-        ),
-        Axis(
-            "guidance_scale", "Guidance scale", _read_decimal_numbers, _sets("guidance_scale"), "3, 5.5, 7.5"
-        ),
-        Axis(
-            "controlnet_scale",
-            "ControlNet scale",
-            _read_decimal_numbers,
-            _sets("controlnet_scale"),
-            "0.5-1 (+0.25)",
-        ),
-        Axis("seed", "Seed", _read_whole_numbers, _sets("seed"), "1, 2, 3, 4"),
-        Axis(
-            "control_guidance_end",
-            "ControlNet end",
-            _read_decimal_numbers,
-            _sets("control_guidance_end"),
-            "1-0.5 (-0.25)",
-        ),
-        Axis("prompt", "Prompt S/R", _read_text, _replace_in_prompt, "red, blue, green"),
+        Axis("scheduler", "Scheduler", _read_scheduler, "Euler a, DDIM"),
+        Axis("num_inference_steps", "Steps", _whole_numbers, "10-30 (+10)"),
+        Axis("guidance_scale", "Guidance scale", _numbers, "3, 5.5, 7.5"),
+        Axis("controlnet_scale", "ControlNet scale", _numbers, "0.5-1 (+0.25)"),
+        Axis("seed", "Seed", _whole_numbers, "1, 2, 3, 4"),
+        Axis("control_guidance_end", "ControlNet end", _numbers, "1-0.5 (-0.25)"),
+        # Prompt S/R: the first value is a term of the prompt, and each value replaces it in turn.
+        Axis("prompt", "Prompt S/R", lambda token: [token], "red, blue, green"),
     )
 }
 
@@ -197,14 +133,12 @@ def format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Value text
-
-
 @dataclass(frozen=True)
 class _Item:
+    """A value and the comma item it came from, so a value the request refuses can be traced back."""
+
     value: Any
-    number: int  # 1-based position of the comma item the value came from
+    number: int  # 1-based
     token: str
 
 
@@ -214,8 +148,7 @@ def _read_items(text: str, axis: Axis, label: str) -> list[_Item]:
     # csv so that prompt S/R values may hold commas inside quotes: `"red, white", blue`
     tokens = next(csv.reader([text.replace("\n", ",")], skipinitialspace=True))
     items = []
-    for number, raw in enumerate(tokens, 1):
-        token = raw.strip()
+    for number, token in enumerate((raw.strip() for raw in tokens), 1):
         try:
             if not token:
                 raise _ItemError("is empty")
@@ -228,7 +161,7 @@ def _read_items(text: str, axis: Axis, label: str) -> list[_Item]:
 
 def parse_values(text: str, axis: str | Axis, label: str = "Values") -> list[Any]:
     """The values written in `text` for `axis`: comma lists (`3, 5.5, 7.5`), ranges (`4-10 (+2)`,
-    `1-0 (-0.25)`, `1-10 [4]`), scheduler names in any case. Raises ValidationError quoting the bad item."""
+    `1-0 (-0.25)`), scheduler names in any case. Raises ValidationError quoting the bad item."""
     axis = axis if isinstance(axis, Axis) else axis_by_name(axis)
     return [item.value for item in _read_items(text, axis, label)]
 
@@ -247,9 +180,6 @@ class AxisValues:
     @property
     def labels(self) -> tuple[str, ...]:
         return tuple(format_value(value) for value in self.values)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"axis": self.axis.name, "title": self.axis.title, "values": list(self.values)}
 
 
 @dataclass(frozen=True)
@@ -284,17 +214,12 @@ class SweepPlan:
         parts = [(self.x, cell.column), *([(self.y, cell.row)] if self.y else [])]
         return " · ".join(f"{values.axis.title} {values.labels[index]}" for values, index in parts)
 
-    def batch_request(self, batch: Sequence[int]) -> GenerationRequest:
-        """One request for the cells of `batch`: they differ only in seed, and sample k uses seed + k."""
-        return dataclasses.replace(self.cells[batch[0]].request, samples=len(batch))
-
     def to_json(self) -> dict[str, Any]:
-        return {
-            "x": self.x.to_json(),
-            "y": self.y.to_json() if self.y else None,
-            "rows": self.rows,
-            "columns": self.columns,
-        }
+        def axis(values: AxisValues) -> dict[str, Any]:
+            return {"axis": values.axis.name, "title": values.axis.title, "values": list(values.values)}
+
+        y = axis(self.y) if self.y else None
+        return {"x": axis(self.x), "y": y, "rows": self.rows, "columns": self.columns}
 
 
 def plan_sweep(
@@ -307,41 +232,32 @@ def plan_sweep(
     settings: Settings,
 ) -> SweepPlan:
     """Check the axes and their values against the cap and the request's own validation, and lay out the
-    cells. Every cell gets the same seed unless seed is an axis; a random seed (-1) is drawn once here."""
+    cells. Every cell gets the same seed unless seed is an axis: a random seed (-1) is drawn once, here."""
     request.validate()
     x = axis_by_name(x_axis)
     y = axis_by_name(y_axis) if y_axis else None
     if y is x:
         raise ValidationError(f"X and Y are both {x.title}; pick two different parameters")
     x_items = _read_items(x_values, x, "X values")
-    y_items = _read_items(y_values, y, "Y values") if y else [_Item(None, 0, "")]
+    y_items = _read_items(y_values, y, "Y values") if y else []
     _check_cap(len(x_items), len(y_items) if y else None, settings.sweep_max_cells)
 
     base = dataclasses.replace(request, samples=1)
     if AXES["seed"] not in (x, y):
         base = dataclasses.replace(base, seed=resolve_seed(base.seed))
-    x_items = [dataclasses.replace(item, value=_resolved(x, item.value)) for item in x_items]
-    y_items = (
-        [dataclasses.replace(item, value=_resolved(y, item.value)) for item in y_items] if y else y_items
-    )
-    x_changes = _value_changes(base, x, x_items, "X values")
-    y_changes = _value_changes(base, y, y_items, "Y values") if y else [{}]
-
+    xs, x_changes = _axis_changes(base, x, x_items, "X values")
+    ys, y_changes = _axis_changes(base, y, y_items, "Y values") if y else ((), [{}])
     cells = tuple(
-        SweepCell(
-            index=row * len(x_changes) + column,
-            row=row,
-            column=column,
-            request=dataclasses.replace(base, **x_change, **y_change),
-        )
+        SweepCell(row * len(xs) + column, row, column, dataclasses.replace(base, **x_change, **y_change))
         for row, y_change in enumerate(y_changes)
         for column, x_change in enumerate(x_changes)
     )
+    max_batch = min(settings.max_samples, int(REQUEST_BOUNDS["samples"].high))
     return SweepPlan(
-        x=AxisValues(x, tuple(item.value for item in x_items)),
-        y=AxisValues(y, tuple(item.value for item in y_items)) if y else None,
+        x=AxisValues(x, xs),
+        y=AxisValues(y, ys) if y else None,
         cells=cells,
-        batches=_batches(cells, settings.max_samples),
+        batches=_batches(cells, max_batch),
     )
 
 
@@ -354,52 +270,50 @@ def _check_cap(columns: int, rows: int | None, max_cells: int) -> None:
         )
 
 
-def _resolved(axis: Axis | None, value: Any) -> Any:
-    """Seed -1 in a seed axis means a random seed, drawn now so the grid is reproducible from sweep.json."""
-    return resolve_seed(value) if axis is AXES["seed"] else value
-
-
-def _value_changes(
+def _axis_changes(
     base: GenerationRequest, axis: Axis, items: Sequence[_Item], label: str
-) -> list[dict[str, Any]]:
-    """The request fields each value sets, each checked by `GenerationRequest.validate` so the ranges live
-    in one place; a bad value is reported with the item it came from."""
-    values = [item.value for item in items]
-    all_changes = []
-    for item in items:
+) -> tuple[tuple[Any, ...], list[dict[str, Any]]]:
+    """The values of `axis` (a seed of -1 drawn now, so sweep.json reproduces the grid) and the request
+    fields each sets, checked by `GenerationRequest.validate` so the ranges live in one place; a refused
+    value is reported with the item it came from."""
+    values = tuple(resolve_seed(item.value) if axis.name == "seed" else item.value for item in items)
+    changes = []
+    for item, value in zip(items, values, strict=True):
         try:
-            changes = axis.changes(base, values, item.value)
-            dataclasses.replace(base, **changes).validate()
+            change = _request_change(base, axis, values[0], value)
+            dataclasses.replace(base, **change).validate()
         except ValidationError as error:
             origin = f'item {item.number} ("{item.token}")'
-            if format_value(item.value) != item.token:
-                origin += f" gives {format_value(item.value)}"
+            if format_value(value) != item.token:
+                origin += f" gives {format_value(value)}"
             raise ValidationError(f"{label}: {origin}: {error}") from None
-        all_changes.append(changes)
-    return all_changes
+        changes.append(change)
+    return values, changes
+
+
+def _request_change(base: GenerationRequest, axis: Axis, first: Any, value: Any) -> dict[str, Any]:
+    """The field one value sets; prompt S/R replaces the first value, a term of the prompt, by `value`."""
+    if axis.name != "prompt":
+        return {axis.name: value}
+    if first not in base.prompt:
+        raise ValidationError(
+            f'the first value "{first}" is not in the prompt; prompt S/R replaces that term with each value'
+        )
+    return {"prompt": base.prompt.replace(first, value)}
 
 
 def _batches(cells: Sequence[SweepCell], max_batch: int) -> tuple[tuple[int, ...], ...]:
-    """Group cells whose requests differ only by consecutive seeds into multi-sample requests (the engine
-    gives sample k the seed + k); any other difference means a request of its own."""
-    groups: list[tuple[GenerationRequest, list[SweepCell]]] = []
+    """Cells whose requests differ only by consecutive seeds share one multi-sample request, since the
+    engine gives sample k the seed + k; any other difference needs a request of its own."""
+    batches: list[list[SweepCell]] = []
     for cell in cells:
-        key = dataclasses.replace(cell.request, seed=0)
-        group = next((members for group_key, members in groups if group_key == key), None)
-        if group is None:
-            groups.append((key, [cell]))
+        follows = dataclasses.replace(cell.request, seed=cell.request.seed - 1)
+        batch = next((b for b in batches if b[-1].request == follows and len(b) < max_batch), None)
+        if batch is None:
+            batches.append([cell])
         else:
-            group.append(cell)
-    batches: list[list[int]] = []
-    for _, members in groups:
-        run: list[SweepCell] = []
-        for cell in members:
-            if run and (cell.request.seed != run[-1].request.seed + 1 or len(run) == max_batch):
-                batches.append([member.index for member in run])
-                run = []
-            run.append(cell)
-        batches.append([member.index for member in run])
-    return tuple(tuple(batch) for batch in batches)
+            batch.append(cell)
+    return tuple(tuple(cell.index for cell in batch) for batch in batches)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -423,7 +337,8 @@ class SweepProgress:
         return (self.cells_done + running) / self.cells_total
 
     def describe(self) -> str:
-        first, last = self.batch[0] + 1, self.batch[-1] + 1
+        """ "cell k of N", k counting the cells in the order they run, so it only ever goes up."""
+        first, last = self.cells_done + 1, self.cells_done + len(self.batch)
         cells = f"cell {first}" if first == last else f"cells {first}–{last}"
         return f"{cells} of {self.cells_total} · step {self.step}/{self.steps}"
 
@@ -437,17 +352,13 @@ class SweepCellResult:
     parameters: dict[str, Any]  # the resolved request of this one image (its own seed)
 
 
-ProgressCallback = Callable[[SweepProgress], None]
-CellCallback = Callable[[SweepCellResult], None]
-
-
 def run_sweep(
     engine: GenerationEngine,
     plan: SweepPlan,
     pose: PoseInput,
     *,
-    progress: ProgressCallback | None = None,
-    on_cell: CellCallback | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
+    on_cell: Callable[[SweepCellResult], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> SweepResult:
     """Run the plan batch by batch. Cancelling stops the grid and keeps the cells already done (the result
@@ -458,28 +369,22 @@ def run_sweep(
         if cancel is not None and cancel.is_set():
             result.cancelled = True
             break
-        cells_done = result.done
 
-        def on_step(
-            step: int, steps: int, batch: tuple[int, ...] = batch, cells_done: int = cells_done
-        ) -> None:
-            progress(SweepProgress(cells_done, total, batch, step, steps))
+        def on_step(step: int, steps: int, batch: tuple[int, ...] = batch, done: int = result.done) -> None:
+            progress(SweepProgress(done, total, batch, step, steps))
 
+        request = dataclasses.replace(plan.cells[batch[0]].request, samples=len(batch))
         try:
-            generated = engine.generate(
-                plan.batch_request(batch), pose, progress=on_step if progress else None, cancel=cancel
-            )
+            generated = engine.generate(request, pose, progress=on_step if progress else None, cancel=cancel)
         except Cancelled:
             result.cancelled = True
             break
         result.conditioning, result.models = generated.conditioning, generated.models
-        for index, image, parameters in zip(
-            batch, generated.images, _sample_parameters(generated), strict=True
-        ):
+        for index, image, seed in zip(batch, generated.images, generated.seeds, strict=True):
             result.images[index] = image
-            result.parameters[index] = parameters
+            result.parameters[index] = {**generated.parameters, "samples": 1, "seed": seed}
             if on_cell is not None:
-                on_cell(SweepCellResult(plan.cells[index], image, parameters))
+                on_cell(SweepCellResult(plan.cells[index], image, result.parameters[index]))
     return result
 
 
@@ -503,10 +408,6 @@ class SweepResult:
     def done(self) -> int:
         return sum(image is not None for image in self.images)
 
-    @property
-    def seeds(self) -> list[int | None]:
-        return [parameters["seed"] if parameters else None for parameters in self.parameters]
-
     def grid(self) -> Image.Image | None:
         """The labelled grid, grey where a cell is not done; None while no cell is."""
         return render_grid(self.plan, self.images) if self.done else None
@@ -515,25 +416,28 @@ class SweepResult:
         return f"cell-{cell.index + 1:02d}-r{cell.row + 1}c{cell.column + 1}.png"
 
     def to_json(self) -> dict[str, Any]:
+        """sweep.json and the API's record: the axes, and each cell's values, file and parameters."""
+        plan = self.plan
+        cells = [
+            {
+                "index": cell.index,
+                "row": cell.row,
+                "column": cell.column,
+                "x": plan.x.values[cell.column],
+                "y": plan.y.values[cell.row] if plan.y else None,
+                "file": self.cell_file_name(cell) if parameters else None,
+                "parameters": parameters,
+            }
+            for cell, parameters in zip(plan.cells, self.parameters, strict=True)
+        ]
         return {
-            **self.plan.to_json(),
+            **plan.to_json(),
             "grid": GRID_FILE_NAME if self.done else None,
             "conditioning": CONDITIONING_FILE_NAME if self.conditioning else None,
             "models": self.models,
             "cancelled": self.cancelled,
             "cells_done": self.done,
-            "cells": [
-                {
-                    "index": cell.index,
-                    "row": cell.row,
-                    "column": cell.column,
-                    "x": self.plan.x.values[cell.column],
-                    "y": self.plan.y.values[cell.row] if self.plan.y else None,
-                    "file": self.cell_file_name(cell) if parameters else None,
-                    "parameters": parameters,
-                }
-                for cell, parameters in zip(self.plan.cells, self.parameters, strict=True)
-            ],
+            "cells": cells,
         }
 
     def save(self, out_dir: str | Path) -> list[Path]:
@@ -542,15 +446,13 @@ class SweepResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
-        grid = self.grid()
-        if grid is not None:
+        if (grid := self.grid()) is not None:
             grid.save(out / GRID_FILE_NAME)
             paths.append(out / GRID_FILE_NAME)
         for cell, image, parameters in zip(self.plan.cells, self.images, self.parameters, strict=True):
             if image is not None:
-                path = out / self.cell_file_name(cell)
-                image.save(path, pnginfo=png_text(parameters, parameters["seed"], self.models))
-                paths.append(path)
+                paths.append(out / self.cell_file_name(cell))
+                image.save(paths[-1], pnginfo=png_text(parameters, parameters["seed"], self.models))
         if self.conditioning is not None:
             self.conditioning.save(out / CONDITIONING_FILE_NAME)
         (out / SWEEP_FILE_NAME).write_text(json.dumps(self.to_json(), indent=2) + "\n")
@@ -594,65 +496,51 @@ def _grid_font(cell_size: tuple[int, int]) -> ImageFont.FreeTypeFont:
 
 
 def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
-    lines: list[str] = []
-    line = ""
+    """Words over lines no wider than `width`: long prompt S/R values stay inside their column."""
+    lines = [""]
     for word in text.split():
-        candidate = f"{line} {word}".strip()
-        if line and font.getlength(candidate) > width:
-            lines.append(line)
-            line = word
+        if lines[-1] and font.getlength(f"{lines[-1]} {word}") > width:
+            lines.append(word)
         else:
-            line = candidate
-    return "\n".join([*lines, line])
+            lines[-1] = f"{lines[-1]} {word}".strip()
+    return "\n".join(lines)
 
 
 def grid_layout(plan: SweepPlan, cell_size: tuple[int, int]) -> GridLayout:
     """The geometry and text of `plan`'s grid for cells of `cell_size` (width, height): X title and values
     above the columns, Y title and values left of the rows."""
     font = _grid_font(cell_size)
-    cell_width, cell_height = cell_size
-    pad = font.size // 2
-    gap = max(2, font.size // 6)
-    line_height = sum(font.getmetrics())
+    width, height = cell_size
+    pad, gap, line = font.size // 2, max(2, font.size // 6), sum(font.getmetrics())
 
-    x_texts = [_wrap(label, font, cell_width - 2 * pad) for label in plan.x.labels]
-    x_labels_height = max(text.count("\n") + 1 for text in x_texts) * line_height + pad
-    y_texts = [_wrap(label, font, cell_width) for label in plan.y.labels] if plan.y else []
-    y_text_width = max((font.getlength(line) for text in y_texts for line in text.split("\n")), default=0)
-    y_labels_width = round(y_text_width) + 2 * pad if plan.y else 0
-    y_title_width = line_height + pad if plan.y else 0
+    x_texts = [_wrap(label, font, width - 2 * pad) for label in plan.x.labels]
+    x_labels_height = max(text.count("\n") + 1 for text in x_texts) * line + pad
+    y_texts = [_wrap(label, font, width) for label in plan.y.labels] if plan.y else []
+    y_rows = [row for text in y_texts for row in text.split("\n")]
+    y_labels_width = max((round(font.getlength(row)) + 2 * pad for row in y_rows), default=0)
 
-    left = pad + y_title_width + y_labels_width
-    top = pad + line_height + pad + x_labels_height
-    right = left + plan.columns * (cell_width + gap) - gap
-    bottom = top + plan.rows * (cell_height + gap) - gap
-    column_lefts = [left + column * (cell_width + gap) for column in range(plan.columns)]
-    row_tops = [top + row * (cell_height + gap) for row in range(plan.rows)]
-
+    left = pad + (line + pad if plan.y else 0) + y_labels_width
+    top = pad + line + pad + x_labels_height
+    lefts = [left + column * (width + gap) for column in range(plan.columns)]
+    tops = [top + row * (height + gap) for row in range(plan.rows)]
+    right, bottom = lefts[-1] + width, tops[-1] + height
     return GridLayout(
         size=(right + pad, bottom + pad),
         font_size=font.size,
         cells=tuple(
-            (
-                column_lefts[cell.column],
-                row_tops[cell.row],
-                column_lefts[cell.column] + cell_width,
-                row_tops[cell.row] + cell_height,
-            )
+            (lefts[cell.column], tops[cell.row], lefts[cell.column] + width, tops[cell.row] + height)
             for cell in plan.cells
         ),
-        x_title=GridText((left, pad, right, pad + line_height), plan.x.axis.title),
+        x_title=GridText((left, pad, right, pad + line), plan.x.axis.title),
         x_labels=tuple(
-            GridText((x0, top - x_labels_height, x0 + cell_width, top - pad // 2), text)
-            for x0, text in zip(column_lefts, x_texts, strict=True)
+            GridText((x0, top - x_labels_height, x0 + width, top - pad // 2), text)
+            for x0, text in zip(lefts, x_texts, strict=True)
         ),
-        y_title=GridText((pad, top, pad + line_height, bottom), plan.y.axis.title) if plan.y else None,
+        y_title=GridText((pad, top, pad + line, bottom), plan.y.axis.title) if plan.y else None,
         y_labels=tuple(
-            GridText((left - y_labels_width, y0, left - pad, y0 + cell_height), text)
-            for y0, text in zip(row_tops, y_texts, strict=True)
-        )
-        if plan.y
-        else (),
+            GridText((left - y_labels_width, tops[row], left - pad, tops[row] + height), text)
+            for row, text in enumerate(y_texts)
+        ),
     )
 
 
@@ -666,8 +554,7 @@ def render_grid(plan: SweepPlan, images: Sequence[Image.Image | None]) -> Image.
     """The labelled grid: `images` in row-major cell order, None for a cell not done (a grey placeholder).
     At least one image must be there: the cells take its size."""
     cell_size = next(image.size for image in images if image is not None)
-    layout = grid_layout(plan, cell_size)
-    font = _grid_font(cell_size)
+    layout, font = grid_layout(plan, cell_size), _grid_font(cell_size)
     grid = Image.new("RGB", layout.size, GRID_BACKGROUND)
     draw = ImageDraw.Draw(grid)
     for (left, top, right, bottom), image in zip(layout.cells, images, strict=True):
@@ -677,17 +564,12 @@ def render_grid(plan: SweepPlan, images: Sequence[Image.Image | None]) -> Image.
             grid.paste(image.convert("RGB"), (left, top))
     for text in (layout.x_title, *layout.x_labels, *layout.y_labels):
         _draw_text(draw, text, font)
-    if layout.y_title is not None:
+    if layout.y_title is not None:  # drawn upright on its own strip, then turned
         left, top, right, bottom = layout.y_title.box
         title = Image.new("RGB", (bottom - top, right - left), GRID_BACKGROUND)
         _draw_text(ImageDraw.Draw(title), GridText((0, 0, *title.size), layout.y_title.text), font)
         grid.paste(title.rotate(90, expand=True), (left, top))
     return grid
-
-
-def _sample_parameters(generated: GenerationResult) -> list[dict[str, Any]]:
-    """Each image's own resolved request: the batch's, as one sample with that image's seed."""
-    return [{**generated.parameters, "samples": 1, "seed": seed} for seed in generated.seeds]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -703,8 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
         "PNG with its parameters, conditioning.png and sweep.json. Every other parameter comes from the "
         "flags; every cell uses the same seed unless seed is an axis.",
     )
-    axes = ", ".join(AXES)
-    parser.add_argument("--x-axis", required=True, help=f"one of: {axes}")
+    parser.add_argument("--x-axis", required=True, help=f"one of: {', '.join(AXES)}")
     parser.add_argument("--x-values", required=True, help='e.g. "3, 5.5, 7.5", "4-10 (+2)", "1-0 (-0.25)"')
     parser.add_argument("--y-axis", help="a second axis (optional)")
     parser.add_argument("--y-values", default="", help="values of the Y axis")
