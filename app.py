@@ -41,6 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vae-slicing", action="store_true", default=None)
     parser.add_argument("--vae-tiling", action="store_true", default=None)
     parser.add_argument(
+        "--attention", choices=["sdpa", "flash", "efficient", "cudnn", "math"], help="attention kernel (CUDA)"
+    )
+    parser.add_argument(
+        "--compile",
+        choices=["off", "default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"],
+        help="torch.compile the transformer blocks (CUDA; compiles at start, see benchmarks/README.md)",
+    )
+    parser.add_argument(
         "--max-queue-size", type=int, help="waiting requests beyond this get 'busy, try again'"
     )
     parser.add_argument("--concurrency-limit", type=int, help="GPU jobs run at once (default 1)")

@@ -36,6 +36,13 @@ class Settings:
     vae_slicing: bool = False
     vae_tiling: bool = False
     preview_every: int = 5  # a live latent preview every this many scheduler steps
+    # Speed levers (pipelines/generation/speed.py, LEVERS): numerically safe ones on, compilation off.
+    attention: str = "sdpa"  # sdpa (torch picks) | flash | efficient | cudnn | math (CUDA only)
+    channels_last: bool = True
+    fuse_qkv: bool = True
+    skip_idle_controlnet: bool = True  # no ControlNet forward at effective scale 0
+    compile: str = "off"  # off | default | reduce-overhead (CUDA graphs) | max-autotune-no-cudagraphs | ...
+    compile_warmup: bool = True  # with compile on: compile the default 1024² bucket when the models load
 
     # Limits
     max_pixels: int = 40_000_000  # decoded image size cap, checked from the header

@@ -15,6 +15,7 @@ from diffusers import StableDiffusionXLPipeline
 from pipelines.errors import ModelError
 from pipelines.generation import GenerationEngine, GenerationRequest, download_models
 from pipelines.generation.presets import SDXL_BASE_FILES
+from pipelines.generation.speed import stock_settings
 from pipelines.generation.tiny import build_tiny_pipeline
 from pipelines.pose import PoseResult
 from pipelines.pose.keypoints import people_from_wholebody
@@ -41,7 +42,8 @@ def local_settings(saved_models: dict[str, Path]) -> Settings:
 
 
 def test_sdxl_preset_loads_local_folders_with_the_real_loader(saved_models):
-    engine = GenerationEngine.from_settings(local_settings(saved_models))
+    # Stock levers: the loader's weights as saved, without the fused projections fuse_qkv adds.
+    engine = GenerationEngine.from_settings(stock_settings(local_settings(saved_models)))
     assert not engine.is_loaded and not engine.is_stand_in
     engine.load()
     assert engine.is_loaded

@@ -22,6 +22,7 @@ from diffusers import StableDiffusionXLControlNetPipeline
 from PIL import Image
 
 from pipelines.errors import Cancelled, GenerationError, NoPersonError, ValidationError
+from pipelines.generation import speed
 from pipelines.generation.metadata import png_text
 from pipelines.generation.presets import Preset, get_preset
 from pipelines.generation.previews import latent_previews
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_SEED = 999_999_999_999_999
 SIZE_MULTIPLE = 8  # the VAE's downscale factor: latents must tile the image exactly
 BLACK_LEVEL = 2 / 255  # a sample whose brightest pixel is below this is a failed (black) image
+WARMUP_SIZE = 1024  # the default SDXL bucket: what a compiled engine warms up on at load
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class GenerationResult:
     timings: dict[str, float]  # seconds: pose, denoise, decode, total
     parameters: dict[str, Any]  # the request with seed, width and height resolved
     models: dict[str, str] = field(default_factory=dict)  # preset and model ids, for the metadata
+    runtime: dict[str, str] = field(default_factory=dict)  # device, dtype, speed levers, pose provider
 
     def sample_file_name(self, index: int) -> str:
         return f"sample-{index + 1}-seed-{self.seeds[index]}.png"
@@ -165,6 +168,7 @@ class GenerationResult:
             "timings": self.timings,
             "parameters": self.parameters,
             "models": self.models,
+            "runtime": self.runtime,
         }
 
     def save(self, out_dir: str | Path) -> list[Path]:
@@ -204,8 +208,8 @@ def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
 def configure_pipeline(
     pipeline: StableDiffusionXLControlNetPipeline, settings: Settings, device: torch.device
 ) -> StableDiffusionXLControlNetPipeline:
-    """The one place that decides how the loaded weights run: placement or offload, VAE memory savers.
-    Speed levers (channels_last, fused QKV, compile...) belong here too."""
+    """The one place that decides how the loaded weights run: placement or offload, VAE memory savers, and
+    the speed levers of `speed.LEVERS` (after placement: compilation traces the placed models)."""
     if settings.cpu_offload and device.type == "cuda":
         pipeline.enable_model_cpu_offload(device=device)
     else:
@@ -217,6 +221,9 @@ def configure_pipeline(
     if settings.vae_tiling:
         pipeline.vae.enable_tiling()
     pipeline.set_progress_bar_config(disable=True)
+    active = speed.apply_levers(pipeline, settings, device)
+    log.info("Speed levers on %s: %s", device, ", ".join(active) or "none (stock diffusers)")
+    pipeline.speed_levers = active  # read back by GenerationEngine.runtime
     return pipeline
 
 
@@ -233,7 +240,9 @@ class GenerationEngine:
         self.preset = preset or get_preset(settings.preset)
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(settings.dtype, self.device)
+        speed.check_settings(settings)
         self._pose_estimator = pose_estimator
+        self._pose_providers: dict[str, list[str]] | list[str] = []  # onnxruntime's, once DWPose has run
         self._pipeline: StableDiffusionXLControlNetPipeline | None = None
         self._load_lock = threading.Lock()
         self._vae_lock = threading.Lock()  # decoding may upcast the shared VAE
@@ -261,6 +270,17 @@ class GenerationEngine:
         return {"preset": self.settings.preset, **sources}
 
     @property
+    def runtime(self) -> dict[str, str]:
+        """Where and how requests run: device, dtype, the active speed levers and, once DWPose has run, the
+        onnxruntime providers it uses (CUDAExecutionProvider first when it runs on the GPU)."""
+        runtime = {"device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
+        if self._pipeline is not None:
+            runtime["speed"] = ", ".join(getattr(self._pipeline, "speed_levers", [])) or "stock"
+        if self._pose_providers:
+            runtime["pose_providers"] = _providers_text(self._pose_providers)
+        return runtime
+
+    @property
     def pipeline(self) -> StableDiffusionXLControlNetPipeline:
         """The shared, loaded pipeline (loads it on first use)."""
         self.load()
@@ -281,6 +301,8 @@ class GenerationEngine:
             started = time.perf_counter()
             pipeline = self.preset.build(self.preset, self.settings, self.dtype)
             self._pipeline = configure_pipeline(pipeline, self.settings, self.device)
+            if self.settings.compile != "off" and self.settings.compile_warmup:
+                self._warm_up()
             log.info(
                 "Loaded the %s preset on %s (%s) in %.1f s",
                 self.settings.preset,
@@ -288,6 +310,15 @@ class GenerationEngine:
                 self.dtype,
                 time.perf_counter() - started,
             )
+
+    def _warm_up(self) -> None:
+        """Compile for the default bucket now (1 sample, 2 steps), not on the first user's request. Requests
+        of other sizes or sample counts compile once more when they first come."""
+        skeleton = np.zeros((WARMUP_SIZE, WARMUP_SIZE, 3), np.uint8)
+        skeleton[WARMUP_SIZE // 4 : -WARMUP_SIZE // 4, WARMUP_SIZE // 2] = 255
+        started = time.perf_counter()
+        self.generate(GenerationRequest(prompt="warm-up", num_inference_steps=2, seed=0), skeleton)
+        log.info("Compiled for %d² in %.1f s", WARMUP_SIZE, time.perf_counter() - started)
 
     def generate(
         self,
@@ -338,13 +369,16 @@ class GenerationEngine:
             },
             parameters=dataclasses.asdict(resolved),
             models=self.models,
+            runtime=self.runtime,
         )
 
     def _detect_if_photo(self, pose: PoseInput) -> tuple[PoseInput, float]:
         if not isinstance(pose, Photo):
             return pose, 0.0
         started = time.perf_counter()
-        detected = self._estimator().detect(pose.image)
+        estimator = self._estimator()
+        detected = estimator.detect(pose.image)
+        self._pose_providers = estimator.providers
         return detected, time.perf_counter() - started
 
     def _estimator(self) -> PoseEstimator:
@@ -403,6 +437,7 @@ class GenerationEngine:
         """Run the sampler to the final latents (no decode). Seeds drive CPU generators, one per sample, so
         a sample's image is the same alone or in a batch, and on any GPU."""
         preview_every = max(1, self.settings.preview_every)
+        cuda_graphs = speed.uses_cuda_graphs(self.settings, self.device)
 
         def on_step_end(
             pipe: StableDiffusionXLControlNetPipeline, index: int, timestep: Any, tensors: dict[str, Any]
@@ -413,6 +448,8 @@ class GenerationEngine:
             if preview is not None and step % preview_every == 0 and step < total:
                 preview(latent_previews(tensors["latents"]), step, total)
             _raise_if_cancelled(cancel, f"at step {step} of {total}")
+            if cuda_graphs:
+                speed.mark_step()
             return tensors
 
         with self._text_lock, torch.no_grad():
@@ -423,23 +460,26 @@ class GenerationEngine:
                 do_classifier_free_guidance=request.guidance_scale > 1,
                 negative_prompt=request.negative_prompt or None,
             )
-        output = pipeline(
-            prompt_embeds=embeds,
-            negative_prompt_embeds=negative_embeds,
-            pooled_prompt_embeds=pooled,
-            negative_pooled_prompt_embeds=negative_pooled,
-            image=Image.fromarray(conditioning),
-            width=request.width,
-            height=request.height,
-            num_inference_steps=request.num_inference_steps,
-            guidance_scale=request.guidance_scale,
-            controlnet_conditioning_scale=request.controlnet_scale,
-            control_guidance_end=request.control_guidance_end,
-            num_images_per_prompt=request.samples,
-            generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
-            output_type="latent",
-            callback_on_step_end=on_step_end,
-        )
+        if cuda_graphs:
+            speed.mark_step()
+        with speed.running(self.settings, self.device):
+            output = pipeline(
+                prompt_embeds=embeds,
+                negative_prompt_embeds=negative_embeds,
+                pooled_prompt_embeds=pooled,
+                negative_pooled_prompt_embeds=negative_pooled,
+                image=Image.fromarray(conditioning),
+                width=request.width,
+                height=request.height,
+                num_inference_steps=request.num_inference_steps,
+                guidance_scale=request.guidance_scale,
+                controlnet_conditioning_scale=request.controlnet_scale,
+                control_guidance_end=request.control_guidance_end,
+                num_images_per_prompt=request.samples,
+                generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
+                output_type="latent",
+                callback_on_step_end=on_step_end,
+            )
         return output.images
 
     @torch.no_grad()
@@ -459,7 +499,8 @@ class GenerationEngine:
                     latents = latents * std / vae.config.scaling_factor + mean
                 else:
                     latents = latents / vae.config.scaling_factor
-                return vae.decode(latents, return_dict=False)[0]
+                with speed.running(self.settings, self.device):
+                    return vae.decode(latents, return_dict=False)[0]
             finally:
                 if needs_upcast:
                     vae.to(dtype=torch.float16)
@@ -468,6 +509,13 @@ class GenerationEngine:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _providers_text(providers: dict[str, list[str]] | list[str]) -> str:
+    """The onnxruntime provider DWPose runs on (the first of a session's list), per model file if given."""
+    if isinstance(providers, dict):
+        return ", ".join(f"{name}: {used[0]}" for name, used in providers.items())
+    return providers[0]
 
 
 def _output_size(request: GenerationRequest, source_width: int, source_height: int) -> tuple[int, int]:
