@@ -5,7 +5,8 @@
     python -m pipelines.generation sweep ...           # see `python -m pipelines.generation sweep --help`
 
 Every GenerationRequest field is a flag (--num-inference-steps, --include-hands/--no-include-hands ...), and
-so are the model settings (--preset, --base-model, --device, --dtype, --cpu-offload ...).
+so are the model settings (--preset, --base-model, --device, --dtype, --cpu-offload ...) and the speed levers
+(--attention, --compile, --no-fuse-qkv ...).
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ SETTINGS_FLAGS = (
     "vae_slicing",
     "vae_tiling",
     "pose_models",
+    # speed levers (pipelines/generation/speed.py)
+    "attention",
+    "channels_last",
+    "fuse_qkv",
+    "skip_idle_controlnet",
+    "compile",
+    "compile_warmup",
 )
 ARGUMENT_TYPES = {"str": str, "int": int, "float": float, "int | None": int}
 POSE_KINDS = ("auto", "json", "skeleton", "photo")
