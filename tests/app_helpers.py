@@ -1,4 +1,5 @@
-"""Shared by the UI tests: a generated photo, and the real app started as `python app.py --preset tiny`."""
+"""Shared by the UI tests: a generated photo, the real app started as `python app.py --preset tiny`, and a
+browser step."""
 
 from __future__ import annotations
 
@@ -25,6 +26,27 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
 ]
+
+# The generation panel's values as the page sends them (see ui.handlers.panel_request): small and quick. The
+# browser's JSON sends whole floats as ints, so the scales are ints here too.
+PANEL = {
+    "prompt": "a dancer on a stage",
+    "negative_prompt": "blurry",
+    "samples": 1,
+    "scheduler": "Euler a",
+    "num_inference_steps": 3,
+    "guidance_scale": 5,
+    "controlnet_scale": 1,
+    "seed": 7,
+    "randomize_seed": False,
+    "auto_size": False,
+    "width": 128,
+    "height": 96,
+    "control_guidance_end": 1,
+    "include_hands": False,
+    "include_face": False,
+    "thick_lines": True,
+}
 
 
 def synthetic_photo(width: int = 240, height: int = 320) -> np.ndarray:
@@ -56,23 +78,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(tmp_dir: Path, *flags: str) -> Iterator[str]:
-    """Start the tiny app on a free port in a subprocess; yield its URL; stop it. The app's log is kept in
-    tmp_dir/app.log and shown if it never comes up."""
+def running_app(
+    tmp_dir: Path, *flags: str, preset: str = "tiny", env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Start the app (offline, the tiny preset unless told) on a free port in a subprocess, with `env` added
+    to its environment; yield its URL; stop it. Its log is kept in tmp_dir/app.log, shown if it never comes
+    up."""
     port = free_port()
-    env = {
+    process_env = {
         **os.environ,
         "POSE_STUDIO_CACHE_DIR": str(tmp_dir / "cache"),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "GRADIO_TEMP_DIR": str(tmp_dir / "gradio"),
         "HF_HUB_OFFLINE": "1",
+        **(env or {}),
     }
     log_path = tmp_dir / "app.log"
     command = [
         sys.executable,
         "app.py",
         "--preset",
-        "tiny",
+        preset,
         "--host",
         "127.0.0.1",
         "--port",
@@ -80,7 +106,7 @@ def running_app(tmp_dir: Path, *flags: str) -> Iterator[str]:
         *flags,
     ]
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=REPO, env=process_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_up(url, process, log_path)
@@ -105,3 +131,14 @@ def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path) -> None:
         except OSError:
             time.sleep(0.3)
     raise RuntimeError(f"the app did not answer within {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()}")
+
+
+def fill_small_generation(page, prompt: str, steps: int, size: int = 128) -> None:
+    """In the browser: a prompt, a fixed small size and few steps, so a run takes seconds on CPU."""
+    page.fill("#prompt textarea", prompt)
+    page.click("#advanced button")
+    page.get_by_label("Size from the pose (nearest SDXL bucket)").uncheck()
+    for selector, value in (("#width", size), ("#height", size), ("#steps", steps)):
+        field = page.locator(f"{selector} input[type=number]")
+        field.fill(str(value))
+        field.press("Enter")

@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -23,13 +24,17 @@ pytestmark = pytest.mark.server
 
 PRESET = REPO / "assets" / "poses" / "standing.json"
 MAX_QUEUE_SIZE = 2
+# Low limits, so the tests can go over them with small files.
+LIMITS = {"POSE_STUDIO_MAX_UPLOAD_MB": "1", "POSE_STUDIO_MAX_PIXELS": "1000000"}
 SMALL = {"width": 128, "height": 128}
 JOB_TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> str:
-    with running_app(tmp_path_factory.mktemp("app"), "--max-queue-size", str(MAX_QUEUE_SIZE)) as url:
+    with running_app(
+        tmp_path_factory.mktemp("app"), "--max-queue-size", str(MAX_QUEUE_SIZE), env=LIMITS
+    ) as url:
         yield url
 
 
@@ -70,24 +75,24 @@ def test_flags_build_settings(monkeypatch):
 def test_only_the_documented_endpoints_are_public(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {"/dwpose", "/generate", "/sweep"}
-    parameters = [parameter["parameter_name"] for parameter in endpoints["/generate"]["parameters"]]
-    assert parameters == [
-        "image",
-        "prompt",
-        "negative_prompt",
-        "samples",
-        "scheduler",
-        "num_inference_steps",
-        "guidance_scale",
-        "controlnet_scale",
-        "seed",
-        "width",
-        "height",
-    ]
-    assert [parameter["parameter_name"] for parameter in endpoints["/dwpose"]["parameters"]] == [
-        "image",
-        "draw_mode",
-    ]
+    names = {name: [parameter["parameter_name"] for parameter in endpoint["parameters"]]
+             for name, endpoint in endpoints.items()}  # fmt: skip
+    scales = ["guidance_scale", "controlnet_scale"]
+    sampler = ["scheduler", "num_inference_steps", *scales, "seed", "width", "height"]
+    assert names == {
+        "/dwpose": ["image", "draw_mode"],
+        "/generate": ["image", "prompt", "negative_prompt", "samples", *sampler],
+        "/sweep": [
+            "image",
+            "prompt",
+            "x_axis",
+            "x_values",
+            "y_axis",
+            "y_values",
+            "negative_prompt",
+            *sampler,
+        ],
+    }
 
 
 @pytest.mark.parametrize("mode", list(DrawMode))
@@ -114,7 +119,10 @@ def test_generate_with_every_scheduler_returns_its_seeds(client):
 
 
 def test_two_samples_get_consecutive_seeds(client):
-    images, seeds = generate(client, seed=5, samples=2).result(timeout=JOB_TIMEOUT_S)
+    # Whole-number scales arrive as JSON ints, as the browser sends them.
+    images, seeds = generate(client, seed=5, samples=2, controlnet_scale=1, guidance_scale=5).result(
+        timeout=JOB_TIMEOUT_S
+    )
     assert seeds == [5, 6] and len(images) == 2
 
 
@@ -127,10 +135,46 @@ def test_bad_uploads_give_readable_errors(client, tmp_path):
     bad_json.write_text(json.dumps({"people": []}))
     with pytest.raises(AppError, match="canvas_width"):
         client.predict(image=handle_file(str(bad_json)), draw_mode="body-pose", api_name="/dwpose")
-    with pytest.raises(AppError, match="prompt must not be empty"):  # the engine's validation
-        generate(client, seed=1, prompt="  ").result(timeout=JOB_TIMEOUT_S)
-    with pytest.raises(AppError, match="greater than maximum value 100"):  # the slider's own range check
-        generate(client, seed=1, num_inference_steps=500).result(timeout=JOB_TIMEOUT_S)
+    too_many_pixels = write_png(tmp_path / "wide.png", np.full((1000, 1100, 3), 90, np.uint8))
+    with pytest.raises(AppError) as error:
+        client.predict(image=handle_file(str(too_many_pixels)), draw_mode="body-pose", api_name="/dwpose")
+    assert str(error.value) == "The image is 1100x1000 = 1.1 MP, above the 1 MP limit."
+
+
+def test_an_upload_over_the_size_limit_is_refused(server, tmp_path):
+    too_big = tmp_path / "big.png"
+    too_big.write_bytes(bytes(1024 * 1024 + 1))
+    with too_big.open("rb") as file:  # what a browser or a raw HTTP client meets at the server
+        response = httpx.post(f"{server}gradio_api/upload", files={"files": file}, timeout=30)
+    assert response.status_code == 413
+    assert "maximum allowed size of 1048576 bytes" in response.text
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 1048576 bytes"):
+        Client(server, verbose=False).predict(  # gradio_client checks the limit before sending
+            image=handle_file(str(too_big)), draw_mode="body-pose", api_name="/dwpose"
+        )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"prompt": "  "}, "prompt must not be empty"),  # the engine's validation
+        ({"num_inference_steps": 500}, "Value 500 is greater than maximum value 100."),  # the slider's
+        ({"seed": -5}, "Value -5 is less than minimum value -1."),
+        ({"width": 100, "height": 128}, "width must be a multiple of 8 (got 100)"),
+    ],
+)
+def test_bad_generation_requests_give_readable_errors(client, overrides, message):
+    with pytest.raises(AppError) as error:
+        generate(client, **{"seed": 1, **overrides}).result(timeout=JOB_TIMEOUT_S)
+    assert str(error.value) == message
+
+
+def test_a_pose_without_people_says_so(client, tmp_path):
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"canvas_width": 512, "canvas_height": 512, "people": []}))
+    with pytest.raises(AppError) as error:
+        generate(client, seed=1, image=handle_file(str(empty))).result(timeout=JOB_TIMEOUT_S)
+    assert str(error.value) == "No person was found in this image, so there is no pose to generate from."
 
 
 def test_a_full_queue_says_busy_try_again(server, photo):
@@ -165,3 +209,28 @@ def _wait_for(condition, timeout_s: float = 60) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def sdxl_without_weights(tmp_path_factory) -> str:
+    """`python app.py --preset sdxl` offline with an empty Hugging Face cache: no weights anywhere."""
+    tmp = tmp_path_factory.mktemp("sdxl")
+    with running_app(tmp, preset="sdxl", env={"HF_HUB_CACHE": str(tmp / "hub")}) as url:
+        yield url
+
+
+def test_missing_weights_give_the_engines_message_and_the_app_stays_up(sdxl_without_weights, photo):
+    client = Client(sdxl_without_weights, verbose=False)
+    with pytest.raises(AppError) as detect:
+        client.predict(image=handle_file(str(photo)), draw_mode="body-pose", api_name="/dwpose")
+    assert str(detect.value).startswith("Could not get yolox_l.onnx from the Hugging Face repo yzd-v/DWPose")
+    assert "--models-dir DIR" in str(detect.value)
+    with pytest.raises(AppError) as generation:
+        generate(client, seed=1).result(timeout=JOB_TIMEOUT_S)  # a pose JSON: no detection needed
+    assert str(generation.value).startswith(
+        "The SDXL base model 'stabilityai/stable-diffusion-xl-base-1.0' is neither a local folder nor in the "
+        "Hugging Face cache"
+    )
+    assert "python app.py --download" in str(generation.value)
+    _, pose_json = client.predict(image=handle_file(str(PRESET)), draw_mode="body-pose", api_name="/dwpose")
+    assert len(pose_json["people"]) == 1  # still up, and a pose JSON needs no weights

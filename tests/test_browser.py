@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, running_app, synthetic_photo, write_png
+from tests.app_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    fill_small_generation,
+    running_app,
+    synthetic_photo,
+    write_png,
+)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -61,13 +69,7 @@ def test_upload_see_the_pose_change_mode_and_generate(page, tmp_path):
         arg=before_mode_change,
     )
 
-    page.fill("#prompt textarea", "a dancer on a stage")
-    page.click("#advanced button")
-    page.get_by_label("Size from the pose (nearest SDXL bucket)").uncheck()
-    for selector, value in (("#width", "128"), ("#height", "128"), ("#steps", "3")):
-        field = page.locator(f"{selector} input[type=number]")
-        field.fill(value)
-        field.press("Enter")
+    fill_small_generation(page, "a dancer on a stage", steps=3)
     page.click("#generate")
     page.wait_for_function("document.querySelectorAll('#gallery .caption-label').length === 2")
     captions = page.locator("#gallery .caption-label").all_inner_texts()

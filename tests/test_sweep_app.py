@@ -16,7 +16,7 @@ from PIL import Image
 from pipelines.generation import PNG_TEXT_KEY, GenerationRequest
 from pipelines.generation.sweep import AXES, GRID_PLACEHOLDER, grid_layout, plan_sweep
 from pipelines.settings import Settings
-from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, running_app
+from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, PANEL, REPO, fill_small_generation, running_app
 from ui.handlers import PoseStudio
 from ui.sweep import SweepHandlers
 
@@ -33,10 +33,7 @@ def test_cancel_button_stops_the_grid_and_keeps_the_done_cells(tmp_path) -> None
         if desc.startswith("cell 2 of 3"):
             studio.cancel(session)  # the Cancel button, while the second cell denoises
 
-    panel = {"prompt": "a dancer", "negative_prompt": "", "samples": 1, "scheduler": "Euler a"}
-    panel |= {"num_inference_steps": 4, "guidance_scale": 5.0, "controlnet_scale": 1.0, "seed": 0}
-    panel |= {"randomize_seed": True, "auto_size": False, "width": SIZE, "height": SIZE}
-    panel |= {"control_guidance_end": 1.0, "include_hands": False, "include_face": False, "thick_lines": True}
+    panel = PANEL | {"num_inference_steps": 4, "width": SIZE, "height": SIZE}
     axes = {"x_axis": "seed", "x_values": "1, 3, 5", "y_axis": "", "y_values": ""}  # 3 separate requests
     updates = list(
         SweepHandlers(studio).run_stream(str(POSE), **axes, **panel, progress=progress, request=session)
@@ -135,13 +132,7 @@ def test_sweep_section_in_the_browser(server, tmp_path) -> None:
         page.goto(server)
         page.set_input_files("#upload input[type=file]", str(POSE))
         page.wait_for_function("document.querySelector('#pose-info').innerText.includes('1 person')")
-        page.fill("#prompt textarea", "a dancer on a stage")
-        page.click("#advanced button")
-        page.get_by_label("Size from the pose (nearest SDXL bucket)").uncheck()
-        for selector, value in (("#width", "128"), ("#height", "128"), ("#steps", "2")):
-            field = page.locator(f"{selector} input[type=number]")
-            field.fill(value)
-            field.press("Enter")
+        fill_small_generation(page, "a dancer on a stage", steps=2)
         page.click("#sweep button")  # open the accordion
         x_values = page.locator("#sweep-x-values textarea")
         # The accordion mounts its fields when it opens: wait for the default so the fill is not overwritten.

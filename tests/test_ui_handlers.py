@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,15 +15,17 @@ import pytest
 from PIL import Image
 
 from pipelines.errors import ImageError
+from pipelines.generation import GenerationRequest
+from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.images import load_image
 from pipelines.pose import DrawMode, draw_overlay, draw_pose, from_openpose_json
 from pipelines.settings import Settings
-from tests.app_helpers import REPO, synthetic_photo, write_png
-from ui.handlers import GENERIC_ERROR, NO_UPLOAD, PoseStudio, select_sample, use_seed
-from ui.uploads import UploadKind, is_openpose_skeleton
+from tests.app_helpers import PANEL, REPO, synthetic_photo, write_png
+from ui.handlers import GENERIC_ERROR, NO_UPLOAD, PoseStudio, panel_request, select_sample, use_seed
+from ui.state import LruCache
+from ui.uploads import UploadKind
 
 PRESET = REPO / "assets" / "poses" / "t-pose.json"
-SMALL = {"auto_size": False, "width": 128, "height": 96}
 
 
 class ProgressRecorder:
@@ -66,26 +70,7 @@ def photo_path(tmp_path) -> Path:
 
 
 def ui_arguments(upload, **overrides) -> dict:
-    arguments = {
-        "upload": str(upload),
-        "prompt": "a dancer on a stage",
-        "negative_prompt": "blurry",
-        "samples": 1,
-        "scheduler": "Euler a",
-        "num_inference_steps": 3,
-        "guidance_scale": 5.0,
-        "controlnet_scale": 1.0,
-        "seed": 7,
-        "randomize_seed": False,
-        "auto_size": True,
-        "width": 1024,
-        "height": 1024,
-        "control_guidance_end": 1.0,
-        "include_hands": False,
-        "include_face": False,
-        "thick_lines": True,
-    }
-    return arguments | SMALL | overrides
+    return {"upload": str(upload), **PANEL, **overrides}
 
 
 def test_a_photo_is_detected_once_and_every_mode_redraws_from_the_cache(studio, counted_detect, photo_path):
@@ -242,7 +227,9 @@ def test_generation_validation_errors_carry_the_engines_message(studio, photo_pa
 def test_api_handlers_share_the_core(studio, photo_path):
     pose_image, pose_json = studio.dwpose(str(photo_path), DrawMode.FULL_POSE.value)
     assert np.array_equal(pose_image, draw_pose(from_openpose_json(pose_json), DrawMode.FULL_POSE))
-    *_, (images, seeds) = studio.generate(str(PRESET), "a robot", num_inference_steps=2, seed=11, samples=2)
+    *_, (images, seeds) = studio.generate(
+        str(PRESET), prompt="a robot", num_inference_steps=2, seed=11, samples=2
+    )
     assert seeds == [11, 12]
     assert [caption for _, caption in images] == ["seed 11", "seed 12"]
 
@@ -261,3 +248,44 @@ def test_cancel_flags_are_per_session(studio):
     assert first.is_set() and not second.is_set()
     studio.cancel_flags.finish("b", second)
     assert studio.cancel_flags.cancel("b") is False  # finished runs have no flag left to set
+
+
+def test_the_panels_toggles_stand_for_a_random_seed_and_the_poses_size():
+    request_fields = {
+        key: value for key, value in PANEL.items() if key not in {"randomize_seed", "auto_size"}
+    }
+    assert panel_request(**PANEL) == GenerationRequest(**request_fields)
+    assert isinstance(panel_request(**PANEL).controlnet_scale, float)  # diffusers refuses an int scale
+    toggled = panel_request(**PANEL | {"randomize_seed": True, "auto_size": True})
+    assert (toggled.seed, toggled.width, toggled.height) == (-1, None, None)
+
+
+def test_a_pose_asked_for_while_it_is_detected_is_detected_once():
+    """A draw-mode change during the upload's detection waits for it instead of running another."""
+    cache: LruCache[str] = LruCache(2)
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def detect(name: str) -> str:
+        calls.append(name)
+        started.set()
+        release.wait(timeout=30)
+        return f"pose from {name}"
+
+    with ThreadPoolExecutor(2) as pool:
+        upload = pool.submit(cache.get_or_create, "image", lambda: detect("upload"))
+        started.wait(timeout=30)
+        mode_change = pool.submit(cache.get_or_create, "image", lambda: detect("mode change"))
+        release.set()
+        assert upload.result() == mode_change.result() == "pose from upload"
+    assert calls == ["upload"]
+
+
+def test_a_failed_detection_is_not_cached():
+    cache: LruCache[str] = LruCache(2)
+
+    def broken() -> str:
+        raise ImageError("corrupt")
+
+    with pytest.raises(ImageError):
+        cache.get_or_create("image", broken)
+    assert cache.get_or_create("image", lambda: "pose") == "pose" and len(cache) == 1

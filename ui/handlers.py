@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, get_type_hints
 
 import gradio as gr
 import numpy as np
@@ -35,8 +36,22 @@ NO_UPLOAD = "Upload a photo, a pose JSON file or an OpenPose skeleton image firs
 POSE_CACHE_SIZE = 32  # uploads whose pose stays cached
 KEPT_RUNS = 32  # generation output folders kept on disk for downloading
 LOCAL_SESSION = "local"  # the session key when a handler is called outside a Gradio request
+FINDING_POSE = "Finding the pose… (the first one also loads the pose models)"
+LOADING_GENERATION = "Loading the generation models (first use)…"
 EXAMPLE_SEED = 1234  # examples are cached, so they use a fixed seed
 PROGRESS = gr.Progress()  # Gradio hands a live tracker to any parameter that defaults to a gr.Progress
+FLOAT_FIELDS = {name for name, kind in get_type_hints(GenerationRequest).items() if kind is float}
+# The public API parameters after `image`, in the hosted APIs' order; gradio_client users call them by name.
+SAMPLER_API = (
+    "scheduler",
+    "num_inference_steps",
+    "guidance_scale",
+    "controlnet_scale",
+    "seed",
+    "width",
+    "height",
+)
+GENERATE_API = ("prompt", "negative_prompt", "samples", *SAMPLER_API)
 
 DRAW_MODE_LABELS = {
     DrawMode.FULL_POSE: "Full pose",
@@ -111,41 +126,22 @@ class SavedRun:
         )
 
 
-def panel_request(
-    prompt: str,
-    negative_prompt: str,
-    samples: int,
-    scheduler: str,
-    num_inference_steps: int,
-    guidance_scale: float,
-    controlnet_scale: float,
-    seed: int,
-    randomize_seed: bool,
-    auto_size: bool,
-    width: int,
-    height: int,
-    control_guidance_end: float,
-    include_hands: bool,
-    include_face: bool,
-    thick_lines: bool,
-) -> GenerationRequest:
-    """The generation panel's values (`GenerationPanel.ui_inputs`, in order) as a request; Generate and the
-    Sweep section both read the panel through it."""
+def panel_request(randomize_seed: bool, auto_size: bool, **fields: Any) -> GenerationRequest:
+    """The generation panel's values (keyed by GenerationRequest field) as a request: its two toggles stand
+    for seed -1 and no size. Generate and the Sweep section both read the panel through it."""
+    if randomize_seed:
+        fields["seed"] = -1
+    if auto_size:
+        fields["width"] = fields["height"] = None
+    return request_of(**fields)
+
+
+def request_of(**fields: Any) -> GenerationRequest:
+    """A request from component values. JSON (the browser's) sends a whole float such as 1.0 as 1, which
+    diffusers refuses for its scales, so the float fields are made floats; the integer fields' components
+    have precision 0, so those arrive as ints."""
     return GenerationRequest(
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        samples=int(samples),
-        scheduler=scheduler,
-        num_inference_steps=int(num_inference_steps),
-        guidance_scale=float(guidance_scale),
-        controlnet_scale=float(controlnet_scale),
-        seed=-1 if randomize_seed else int(seed),
-        width=None if auto_size else int(width),
-        height=None if auto_size else int(height),
-        control_guidance_end=float(control_guidance_end),
-        include_hands=include_hands,
-        include_face=include_face,
-        thick_lines=thick_lines,
+        **{name: float(value) if name in FLOAT_FIELDS else value for name, value in fields.items()}
     )
 
 
@@ -205,7 +201,7 @@ class PoseStudio:
         """Upload and draw-mode change: the before/after preview, the OpenPose JSON and a one-line summary.
         A mode change finds the pose in the cache, so only the drawing runs again."""
         with user_facing_errors():
-            progress(0, desc="Reading the upload and finding the pose…")
+            progress(0, desc=FINDING_POSE)
             prepared = self.prepare(upload)
             preview = PREVIEWS[prepared.kind](prepared, parse_mode(draw_mode))
             return preview, self._pose_json(prepared), _describe(prepared)
@@ -233,45 +229,14 @@ class PoseStudio:
     def generate_stream(
         self,
         upload: str | None,
-        prompt: str,
-        negative_prompt: str,
-        samples: int,
-        scheduler: str,
-        num_inference_steps: int,
-        guidance_scale: float,
-        controlnet_scale: float,
-        seed: int,
-        randomize_seed: bool,
-        auto_size: bool,
-        width: int,
-        height: int,
-        control_guidance_end: float,
-        include_hands: bool,
-        include_face: bool,
-        thick_lines: bool,
         progress: gr.Progress = PROGRESS,
         request: gr.Request | None = None,
+        **panel: Any,
     ) -> Iterator[tuple]:
-        """The Generate button: live previews in the gallery, then the conditioning and the samples, their
-        downloads, and the seeds used written back (gallery, files, seed, seeds state, status)."""
-        generation_request = panel_request(
-            prompt,
-            negative_prompt,
-            samples,
-            scheduler,
-            num_inference_steps,
-            guidance_scale,
-            controlnet_scale,
-            seed,
-            randomize_seed,
-            auto_size,
-            width,
-            height,
-            control_guidance_end,
-            include_hands,
-            include_face,
-            thick_lines,
-        )
+        """The Generate button over the panel's values (see `panel_request`): live previews in the gallery,
+        then the conditioning and the samples, their downloads, and the seeds used written back (gallery,
+        files, seed, seeds state, status)."""
+        generation_request = panel_request(**panel)
         skip = gr.skip()
         for update in self._generation_updates(upload, generation_request, progress, session_of(request)):
             if isinstance(update, SavedRun):
@@ -283,33 +248,16 @@ class PoseStudio:
     def generate(
         self,
         image: str,
-        prompt: str,
-        negative_prompt: str = "",
-        samples: int = 1,
-        scheduler: str = GenerationRequest.scheduler,
-        num_inference_steps: int = GenerationRequest.num_inference_steps,
-        guidance_scale: float = GenerationRequest.guidance_scale,
-        controlnet_scale: float = GenerationRequest.controlnet_scale,
-        seed: int = -1,
+        progress: gr.Progress = PROGRESS,
+        *,
         width: int | None = None,
         height: int | None = None,
-        progress: gr.Progress = PROGRESS,
+        **parameters: Any,
     ) -> Iterator[tuple[list, list[int]]]:
         """API /generate: previews while denoising, then the samples (captioned with their seeds) and the
-        seeds. A seed of -1 picks a random one; width and height (optional, together) override the SDXL size
-        nearest the pose's aspect ratio."""
-        generation_request = GenerationRequest(
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            samples=int(samples),
-            scheduler=scheduler,
-            num_inference_steps=int(num_inference_steps),
-            guidance_scale=float(guidance_scale),
-            controlnet_scale=float(controlnet_scale),
-            seed=int(seed),
-            width=None if width is None else int(width),
-            height=None if height is None else int(height),
-        )
+        seeds. `parameters` are GenerationRequest fields by name (seed -1 picks a random one); width and
+        height are keyword defaults so API clients may leave them out (the SDXL size nearest the pose)."""
+        generation_request = request_of(width=width, height=height, **parameters)
         for update in self._generation_updates(image, generation_request, progress, session=None):
             if isinstance(update, SavedRun):
                 yield update.sample_items(), update.result.seeds
@@ -347,7 +295,7 @@ class PoseStudio:
                 )
             engine = self.generation_engine
             if not engine.is_loaded:
-                progress(0, desc="Loading the generation models (first use)…")
+                progress(0, desc=LOADING_GENERATION)
             flag = self.cancel_flags.start(session) if session else threading.Event()
             try:
                 for kind, payload in _run_in_worker(engine, generation_request, prepared, flag):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import gradio as gr
 from pipelines.generation import DEFAULT_SCHEDULER, SCHEDULERS, GenerationRequest
 from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.pose import DrawMode
-from ui.handlers import DRAW_MODE_LABELS, PoseStudio, select_sample, use_seed
+from ui.handlers import DRAW_MODE_LABELS, GENERATE_API, PoseStudio, select_sample, use_seed
 from ui.sweep import build_sweep_section
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -71,10 +71,14 @@ def gpu_task(handler: Callable) -> Callable:
 
 
 def _slider(name: str, label: str, value: float, maximum: float | None = None, **kwargs) -> gr.Slider:
-    """A slider over the engine's range for `name`, optionally capped lower by a setting."""
+    """A slider over the engine's range for `name`, optionally capped lower by a setting. Integer fields
+    get precision 0, so the handlers (and API clients) receive ints the engine accepts."""
     bounds = REQUEST_BOUNDS[name]
     high = bounds.high if maximum is None else min(bounds.high, maximum)
-    return gr.Slider(bounds.low, high, value=value, step=SLIDER_STEPS[name], label=label, **kwargs)
+    precision = 0 if bounds.integer else None
+    return gr.Slider(
+        bounds.low, high, value=value, step=SLIDER_STEPS[name], precision=precision, label=label, **kwargs
+    )
 
 
 @dataclass
@@ -92,53 +96,19 @@ class PosePanel:
 
 @dataclass
 class GenerationPanel:
-    """The generation controls; `api_inputs` are the /generate parameters in the hosted APIs' order."""
+    """The generation controls. `fields` is the one list of the panel's values, in the panel's order, keyed by
+    the handlers' parameter names: GenerationRequest fields, plus the randomize_seed and auto_size toggles."""
 
-    prompt: gr.Textbox
-    negative_prompt: gr.Textbox
-    samples: gr.Slider
-    scheduler: gr.Dropdown
-    steps: gr.Slider
-    guidance: gr.Slider
-    controlnet_scale: gr.Slider
-    seed: gr.Number
-    randomize_seed: gr.Checkbox
-    auto_size: gr.Checkbox
-    width: gr.Slider
-    height: gr.Slider
-    control_guidance_end: gr.Slider
-    include_hands: gr.Checkbox
-    include_face: gr.Checkbox
-    thick_lines: gr.Checkbox
+    fields: dict[str, gr.Component]
+    api_size: dict[str, gr.Number]  # hidden, empty by default: the API's optional width and height
     generate: gr.Button
     cancel: gr.Button
 
-    @property
-    def api_inputs(self) -> list:
-        return [
-            self.prompt,
-            self.negative_prompt,
-            self.samples,
-            self.scheduler,
-            self.steps,
-            self.guidance,
-            self.controlnet_scale,
-            self.seed,
-        ]
-
-    @property
-    def ui_inputs(self) -> list:
-        return [
-            *self.api_inputs,
-            self.randomize_seed,
-            self.auto_size,
-            self.width,
-            self.height,
-            self.control_guidance_end,
-            self.include_hands,
-            self.include_face,
-            self.thick_lines,
-        ]
+    def api_inputs(self, names: Sequence[str], own: dict[str, gr.Component]) -> dict[str, gr.Component]:
+        """An endpoint's `inputs_kwargs`: its public parameter `names`, in order, from its `own` hidden
+        components, the optional size, or else the panel."""
+        available = self.fields | self.api_size | own
+        return {name: available[name] for name in names}
 
 
 @dataclass
@@ -179,56 +149,54 @@ def _pose_panel() -> PosePanel:
 
 def _generation_panel(max_samples: int) -> GenerationPanel:
     defaults = GenerationRequest(prompt="")
-    prompt = gr.Textbox(
+    fields: dict[str, gr.Component] = {}
+    fields["prompt"] = gr.Textbox(
         label="Prompt", lines=2, placeholder="a dancer on a stage, studio lighting", elem_id="prompt"
     )
-    negative_prompt = gr.Textbox(label="Negative prompt", value="blurry, low quality, deformed hands")
+    fields["negative_prompt"] = gr.Textbox(
+        label="Negative prompt", value="blurry, low quality, deformed hands"
+    )
     with gr.Row():
-        samples = _slider("samples", "Samples", defaults.samples, maximum=max_samples, elem_id="samples")
-        scheduler = gr.Dropdown(choices=list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Scheduler")
-    steps = _slider("num_inference_steps", "Steps", defaults.num_inference_steps, elem_id="steps")
-    guidance = _slider("guidance_scale", "Guidance scale", defaults.guidance_scale)
-    controlnet_scale = _slider("controlnet_scale", "ControlNet scale", defaults.controlnet_scale)
+        fields["samples"] = _slider(
+            "samples", "Samples", defaults.samples, maximum=max_samples, elem_id="samples"
+        )
+        fields["scheduler"] = gr.Dropdown(
+            choices=list(SCHEDULERS), value=DEFAULT_SCHEDULER, label="Scheduler"
+        )
+    fields["num_inference_steps"] = _slider(
+        "num_inference_steps", "Steps", defaults.num_inference_steps, elem_id="steps"
+    )
+    fields["guidance_scale"] = _slider("guidance_scale", "Guidance scale", defaults.guidance_scale)
+    fields["controlnet_scale"] = _slider("controlnet_scale", "ControlNet scale", defaults.controlnet_scale)
     with gr.Row(equal_height=True):
-        seed = gr.Number(label="Seed", value=0, precision=0, minimum=-1, elem_id="seed")
-        randomize_seed = gr.Checkbox(label="Randomise seed", value=True, elem_id="randomize-seed")
+        fields["seed"] = gr.Number(label="Seed", value=0, precision=0, minimum=-1, elem_id="seed")
+        fields["randomize_seed"] = gr.Checkbox(label="Randomise seed", value=True, elem_id="randomize-seed")
     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
-        auto_size = gr.Checkbox(
+        fields["auto_size"] = gr.Checkbox(
             label="Size from the pose (nearest SDXL bucket)", value=True, elem_id="auto-size"
         )
         with gr.Row():
-            width = _slider("width", "Width", DEFAULT_SIZE, elem_id="width")
-            height = _slider("height", "Height", DEFAULT_SIZE, elem_id="height")
-        control_guidance_end = _slider(
+            fields["width"] = _slider("width", "Width", DEFAULT_SIZE, elem_id="width")
+            fields["height"] = _slider("height", "Height", DEFAULT_SIZE, elem_id="height")
+        fields["control_guidance_end"] = _slider(
             "control_guidance_end", "Control guidance end", defaults.control_guidance_end
         )
         with gr.Row():
-            include_hands = gr.Checkbox(label="Hands in the conditioning", value=defaults.include_hands)
-            include_face = gr.Checkbox(label="Face in the conditioning", value=defaults.include_face)
-            thick_lines = gr.Checkbox(label="Thick lines (as xinsir trained)", value=defaults.thick_lines)
+            fields["include_hands"] = gr.Checkbox(
+                label="Hands in the conditioning", value=defaults.include_hands
+            )
+            fields["include_face"] = gr.Checkbox(
+                label="Face in the conditioning", value=defaults.include_face
+            )
+            fields["thick_lines"] = gr.Checkbox(
+                label="Thick lines (as xinsir trained)", value=defaults.thick_lines
+            )
     with gr.Row():
         generate = gr.Button("Generate", variant="primary", elem_id="generate")
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
-    return GenerationPanel(
-        prompt,
-        negative_prompt,
-        samples,
-        scheduler,
-        steps,
-        guidance,
-        controlnet_scale,
-        seed,
-        randomize_seed,
-        auto_size,
-        width,
-        height,
-        control_guidance_end,
-        include_hands,
-        include_face,
-        thick_lines,
-        generate,
-        cancel,
-    )
+    with gr.Row(visible=False):
+        api_size = {name: gr.Number(label=name, precision=0) for name in ("width", "height")}
+    return GenerationPanel(fields, api_size, generate, cancel)
 
 
 def _output_panel() -> OutputPanel:
@@ -256,15 +224,14 @@ def _output_panel() -> OutputPanel:
 
 def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPanel, gpu: dict) -> None:
     """/dwpose and /generate: the hosted APIs' signatures (plus optional width and height) over the same
-    handlers the page uses. Their extra components live in a hidden row; the trigger is a hidden button, so
-    only API clients call them."""
+    handlers the page uses. Their outputs live in a hidden row; the trigger is a hidden button, so only API
+    clients call them."""
     with gr.Row(visible=False):
         trigger = gr.Button()
         pose_image = gr.Image(label="pose image", format="png", type="numpy")
         pose_json = gr.JSON(label="OpenPose JSON")
         images = gr.Gallery(label="images", format="png")
         seeds = gr.JSON(label="seeds")
-        width, height = gr.Number(label="width", precision=0), gr.Number(label="height", precision=0)
     trigger.click(
         gpu_task(studio.dwpose),
         [pose.upload, pose.draw_mode],
@@ -274,8 +241,9 @@ def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPa
     )
     trigger.click(
         gpu_task(studio.generate),
-        [pose.upload, *generation.api_inputs, width, height],
+        pose.upload,
         [images, seeds],
+        inputs_kwargs=generation.api_inputs(GENERATE_API, {}),
         api_name="generate",
         **gpu,
     )
@@ -301,7 +269,7 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
         examples = gr.Examples(
             examples=[[str(ASSETS_DIR / "poses" / name), prompt] for name, prompt in EXAMPLES],
             example_labels=[Path(name).stem for name, _ in EXAMPLES],
-            inputs=[pose.upload, generation.prompt],
+            inputs=[pose.upload, generation.fields["prompt"]],
             outputs=[pose.preview, output.gallery],
             fn=gpu_task(studio.generate_example),
             cache_examples=True,
@@ -324,8 +292,9 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
         )
         generate_event = generation.generate.click(
             gpu_task(studio.generate_stream),
-            [pose.upload, *generation.ui_inputs],
-            [output.gallery, output.downloads, generation.seed, output.seeds, output.status],
+            pose.upload,
+            [output.gallery, output.downloads, generation.fields["seed"], output.seeds, output.status],
+            inputs_kwargs=generation.fields,
             **gpu,
             **ui_event,
         )
@@ -334,7 +303,7 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
         output.use_seed.click(
             use_seed,
             output.selected_seed,
-            [generation.seed, generation.randomize_seed],
+            [generation.fields["seed"], generation.fields["randomize_seed"]],
             queue=False,
             **ui_event,
         )

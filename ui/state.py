@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 Value = TypeVar("Value")
@@ -12,11 +13,15 @@ Value = TypeVar("Value")
 
 class LruCache(Generic[Value]):
     """A small thread-safe LRU map. Detection runs once per image however many times the mode changes or the
-    same image is generated from; the bound keeps a long-running Space from growing without limit."""
+    same image is generated from; the bound keeps a long-running Space from growing without limit.
+
+    Single-flight: a caller asking for a key whose value is being created waits for it, so a draw-mode change
+    made while the upload's detection runs draws that detection instead of starting a second one."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._items: OrderedDict[str, Value] = OrderedDict()
+        self._pending: dict[str, Future[Value]] = {}
         self._lock = threading.Lock()
 
     def get_or_create(self, key: str, create: Callable[[], Value]) -> Value:
@@ -24,12 +29,26 @@ class LruCache(Generic[Value]):
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        value = create()  # outside the lock: creating may take seconds (a detection)
+            pending = self._pending.get(key)
+            creating = pending is None
+            if creating:
+                pending = self._pending[key] = Future()
+        if not creating:
+            return pending.result()  # the creator's value, or its error raised again
+        try:
+            value = create()  # outside the lock: creating may take seconds (a detection)
+        except BaseException as error:
+            with self._lock:
+                del self._pending[key]
+            pending.set_exception(error)
+            raise
         with self._lock:
+            del self._pending[key]
             self._items[key] = value
             self._items.move_to_end(key)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
+        pending.set_result(value)
         return value
 
     def __len__(self) -> int:

@@ -26,10 +26,13 @@ from pipelines.generation.sweep import (
     run_sweep,
 )
 from ui.handlers import (
+    LOADING_GENERATION,
     PROGRESS,
+    SAMPLER_API,
     PoseStudio,
     Report,
     panel_request,
+    request_of,
     session_of,
     stream_from_worker,
     user_facing_errors,
@@ -42,6 +45,8 @@ AXIS_CHOICES = [(axis.title, axis.name) for axis in AXES.values()]
 NO_AXIS = ""  # the Y dropdown's "none": a one-row sweep
 DEFAULT_X_AXIS = "guidance_scale"
 ARCHIVE_NAME = "pose-studio-sweep.zip"
+AXIS_API = ("x_axis", "x_values", "y_axis", "y_values")
+SWEEP_API = ("prompt", *AXIS_API, "negative_prompt", *SAMPLER_API)  # /sweep's parameters after `image`
 
 
 @dataclass(frozen=True)
@@ -95,49 +100,16 @@ class SweepHandlers:
         x_values: str,
         y_axis: str,
         y_values: str,
-        prompt: str,
-        negative_prompt: str,
-        samples: int,
-        scheduler: str,
-        num_inference_steps: int,
-        guidance_scale: float,
-        controlnet_scale: float,
-        seed: int,
-        randomize_seed: bool,
-        auto_size: bool,
-        width: int,
-        height: int,
-        control_guidance_end: float,
-        include_hands: bool,
-        include_face: bool,
-        thick_lines: bool,
         progress: gr.Progress = PROGRESS,
         request: gr.Request | None = None,
+        **panel: Any,
     ) -> Iterator[tuple]:
-        """Run sweep: "cell k of N" while denoising and the grid as cells finish, then the final grid, the
-        cells, their downloads and a summary (grid, cells, files, status). The panel's samples count is
-        not used: a cell is one image."""
-        base = panel_request(
-            prompt,
-            negative_prompt,
-            samples,
-            scheduler,
-            num_inference_steps,
-            guidance_scale,
-            controlnet_scale,
-            seed,
-            randomize_seed,
-            auto_size,
-            width,
-            height,
-            control_guidance_end,
-            include_hands,
-            include_face,
-            thick_lines,
-        )
+        """Run sweep over the generation panel's values (see `panel_request`): "cell k of N" while denoising
+        and the grid as cells finish, then the final grid, the cells, their downloads and a summary (grid,
+        cells, files, status). The panel's samples count is not used: a cell is one image."""
         skip = gr.skip()
         axes = (x_axis, x_values, y_axis, y_values)
-        for update in self._updates(upload, base, axes, progress, session_of(request)):
+        for update in self._updates(upload, panel_request(**panel), axes, progress, session_of(request)):
             if isinstance(update, SavedSweep):
                 yield update.grid(), update.gallery(), update.files(), update.summary()
             elif isinstance(update, SweepProgress):
@@ -148,34 +120,20 @@ class SweepHandlers:
     def api(
         self,
         image: str,
-        prompt: str,
+        progress: gr.Progress = PROGRESS,
+        *,
         x_axis: str,
         x_values: str,
         y_axis: str | None = None,
         y_values: str | None = None,
-        negative_prompt: str = "",
-        scheduler: str = GenerationRequest.scheduler,
-        num_inference_steps: int = GenerationRequest.num_inference_steps,
-        guidance_scale: float = GenerationRequest.guidance_scale,
-        controlnet_scale: float = GenerationRequest.controlnet_scale,
-        seed: int = -1,
         width: int | None = None,
         height: int | None = None,
-        progress: gr.Progress = PROGRESS,
+        **parameters: Any,
     ) -> Iterator[tuple]:
         """API /sweep: the grid as it fills in, then the grid, the cells captioned with their values, and the
-        sweep's record (axes, values, each cell's parameters and seed, `cancelled`)."""
-        base = GenerationRequest(
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            scheduler=scheduler,
-            num_inference_steps=int(num_inference_steps),
-            guidance_scale=float(guidance_scale),
-            controlnet_scale=float(controlnet_scale),
-            seed=int(seed),
-            width=None if width is None else int(width),
-            height=None if height is None else int(height),
-        )
+        sweep's record (axes, values, each cell's parameters and seed, `cancelled`). `parameters` are
+        GenerationRequest fields by name; the optional ones are keyword defaults, so clients may omit them."""
+        base = request_of(width=width, height=height, **parameters)
         skip = gr.skip()
         for update in self._updates(
             image, base, (x_axis, x_values, y_axis, y_values), progress, session=None
@@ -203,7 +161,7 @@ class SweepHandlers:
             pose = self.studio.prepare(upload).generation_input
             engine = self.studio.generation_engine
             if not engine.is_loaded:
-                progress(0, desc="Loading the generation models (first use)…")
+                progress(0, desc=LOADING_GENERATION)
             flag = self.studio.cancel_flags.start(session) if session else threading.Event()
 
             def work(report: Report) -> SweepResult:
@@ -289,8 +247,9 @@ def build_sweep_section(
         axis.change(_values_placeholder, axis, values, queue=False, **ui_event)
     run.click(
         gpu_task(sweeps.run_stream),
-        [pose.upload, x_axis, x_values, y_axis, y_values, *generation.ui_inputs],
+        [pose.upload, x_axis, x_values, y_axis, y_values],
         [grid, cells, files, status],
+        inputs_kwargs=generation.fields,
         **gpu,
         **ui_event,
     )
@@ -298,8 +257,7 @@ def build_sweep_section(
 
     with gr.Row(visible=False):  # /sweep's own components; a hidden trigger, so only API clients call it
         trigger = gr.Button()
-        api_inputs = [gr.Textbox(label=name) for name in ("x_axis", "x_values", "y_axis", "y_values")]
-        width, height = gr.Number(label="width", precision=0), gr.Number(label="height", precision=0)
+        axis_inputs = {name: gr.Textbox(label=name) for name in AXIS_API}
         api_outputs = [
             gr.Image(label="grid", format="png"),
             gr.Gallery(label="cells", format="png"),
@@ -307,20 +265,9 @@ def build_sweep_section(
         ]
     trigger.click(
         gpu_task(sweeps.api),
-        [
-            pose.upload,
-            generation.prompt,
-            *api_inputs,
-            generation.negative_prompt,
-            generation.scheduler,
-            generation.steps,
-            generation.guidance,
-            generation.controlnet_scale,
-            generation.seed,
-            width,
-            height,
-        ],
+        pose.upload,
         api_outputs,
+        inputs_kwargs=generation.api_inputs(SWEEP_API, axis_inputs),
         api_name="sweep",
         **gpu,
     )

@@ -10,20 +10,12 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from pipelines.generation import PoseInput
+from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.images import load_image
 from pipelines.pose import PoseEstimator, PoseResult, from_openpose_json
-
-# A skeleton image is mostly black background with a few strokes in the OpenPose palette, whose colours are
-# all fully saturated hues (faces are white dots, too few to matter). A photo with a black background fails
-# the saturation test; a colourful photo fails the background test.
-BLACK_LEVEL = 24  # max channel value still counted as background
-MIN_BACKGROUND_FRACTION = 0.6
-MIN_SATURATED_FRACTION = 0.6  # of the non-background pixels
-SATURATION_LEVEL = 150  # OpenCV HSV saturation (0-255) counted as "palette colour"
 
 
 class UploadKind(str, Enum):
@@ -54,17 +46,6 @@ def content_key(data: bytes) -> str:
 
 def looks_like_json(data: bytes) -> bool:
     return data.lstrip()[:1] in (b"{", b"[")
-
-
-def is_openpose_skeleton(image: np.ndarray) -> bool:
-    """True for a drawn OpenPose skeleton: mostly black, and what is not black is palette colour."""
-    background = image.max(axis=2) <= BLACK_LEVEL
-    foreground_count = int((~background).sum())
-    if background.mean() < MIN_BACKGROUND_FRACTION or foreground_count == 0:
-        return False
-    saturation = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)[..., 1]
-    saturated = int((saturation[~background] >= SATURATION_LEVEL).sum())
-    return saturated / foreground_count >= MIN_SATURATED_FRACTION
 
 
 def prepare_upload(data: bytes, estimator: PoseEstimator, max_pixels: int) -> PreparedPose:

@@ -18,10 +18,9 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from pipelines.errors import UserError
 from pipelines.generation.engine import GenerationEngine, GenerationRequest, Photo, PoseInput
+from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.generation.presets import PRESETS, download_models
 from pipelines.images import load_image
 from pipelines.pose import from_openpose_json
@@ -49,9 +48,6 @@ SETTINGS_FLAGS = (
 )
 ARGUMENT_TYPES = {"str": str, "int": int, "float": float, "int | None": int}
 POSE_KINDS = ("auto", "json", "skeleton", "photo")
-# "auto": an image that is mostly pure black is a rendered skeleton, anything else a photo.
-SKELETON_DARK_LEVEL = 16
-SKELETON_DARK_FRACTION = 0.8
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,13 +109,8 @@ def load_pose(path: Path, kind: str, max_pixels: int) -> PoseInput:
         return from_openpose_json(path.read_bytes())
     image = load_image(path, max_pixels=max_pixels)
     if kind == "auto":
-        kind = "skeleton" if looks_like_skeleton(image) else "photo"
+        kind = "skeleton" if is_openpose_skeleton(image) else "photo"
     return image if kind == "skeleton" else Photo(image)
-
-
-def looks_like_skeleton(image: np.ndarray) -> bool:
-    dark = image.max(axis=2) < SKELETON_DARK_LEVEL
-    return bool(dark.mean() >= SKELETON_DARK_FRACTION)
 
 
 def _print_progress(step: int, total: int) -> None:
