@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from pipelines.pose.keypoints import Person, PoseResult, people_from_wholebody
 from pipelines.pose.tiny import TEMPLATE_SCORE, standing_template
+
+# The hosted DWPose endpoint's example photo, beside the checkout (tests that need it skip without it).
+SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "shared/data/pose_sample.jpg"
 
 
 def standing_person(scale: float = 2.0, offset: tuple[float, float] = (0.0, 0.0)) -> Person:
@@ -22,3 +27,8 @@ def standing_result(width: int = 640, height: int = 800, people: int = 1) -> Pos
         height=height,
         people=[standing_person(2.0, (index * 220.0 - 32.0, 16.0)) for index in range(people)],
     )
+
+
+def standing_crop() -> PoseResult:
+    """One standing person filling a 288x384 portrait canvas (the pose model's crop), for generation tests."""
+    return PoseResult(width=288, height=384, people=[standing_person(scale=1.0)])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,11 +26,9 @@ from pipelines.generation.schedulers import build_scheduler
 from pipelines.generation.tiny import SDXL_SCHEDULER_CONFIG
 from pipelines.images import letterbox, load_image, sdxl_bucket
 from pipelines.pose import PoseEstimator, PoseResult, draw_conditioning, to_openpose_json
-from pipelines.pose.keypoints import people_from_wholebody
-from pipelines.pose.tiny import standing_template
 from pipelines.settings import Settings
+from tests.pose_samples import SAMPLE_PHOTO, standing_crop
 
-SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "shared/data/pose_sample.jpg"
 SIZE = 64  # small enough for seconds per test; 64 px = an 8x8 latent, still three UNet levels
 
 
@@ -45,9 +42,7 @@ def engine() -> GenerationEngine:
 @pytest.fixture(scope="module")
 def pose() -> PoseResult:
     """One standing person (the DWPose stand-in's template) in a 288x384 portrait image."""
-    points = standing_template()[None].astype(np.float32)
-    people = people_from_wholebody(points, np.full(points.shape[:2], 0.9, np.float32))
-    return PoseResult(width=288, height=384, people=people)
+    return standing_crop()
 
 
 def request(**changes: object) -> GenerationRequest:

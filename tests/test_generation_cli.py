@@ -17,18 +17,14 @@ import pipelines.generation.__main__ as cli
 from benchmarks.bench_generate import random_sdxl
 from pipelines.generation import PNG_TEXT_KEY, Photo
 from pipelines.pose import PoseResult, draw_pose, to_openpose_json
-from pipelines.pose.keypoints import people_from_wholebody
-from pipelines.pose.tiny import standing_template
+from tests.pose_samples import SAMPLE_PHOTO, standing_crop
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_PHOTO = ROOT.parent / "shared/data/pose_sample.jpg"
 
 
 @pytest.fixture(scope="module")
 def pose() -> PoseResult:
-    points = standing_template()[None].astype(np.float32)
-    people = people_from_wholebody(points, np.full(points.shape[:2], 0.9, np.float32))
-    return PoseResult(width=288, height=384, people=people)
+    return standing_crop()
 
 
 def run_module(*args: str) -> subprocess.CompletedProcess:
@@ -98,13 +94,19 @@ def test_every_request_field_is_a_flag():
     assert {"include_face", "thick_lines", "preset", "base_model", "device", "dtype", "cpu_offload"} <= flags
 
 
-def test_sweep_subcommand_is_dispatched_to_the_sweep_module(monkeypatch):
-    import pipelines.generation.sweep as sweep
-
-    received: list[list[str]] = []
-    monkeypatch.setattr(sweep, "main", lambda argv: received.append(argv) or 0, raising=False)
-    assert cli.main(["sweep", "--x-axis", "seed"]) == 0
-    assert received == [["--x-axis", "seed"]]
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--x-axis", "seed", "--x-values", "1, 2"], "--pose is required"),
+        (["--pose", "p.json", "--x-axis", "seed", "--x-values", "1", "--y-axis", "seed"], "go together"),
+    ],
+)
+def test_sweep_subcommand_usage_errors_exit_2_with_the_reason(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sweep", *arguments])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "usage: python -m pipelines.generation sweep" in error and message in error
 
 
 def test_benchmark_quick_run_writes_its_json(tmp_path):

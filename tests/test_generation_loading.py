@@ -17,10 +17,8 @@ from pipelines.generation import GenerationEngine, GenerationRequest, download_m
 from pipelines.generation.presets import SDXL_BASE_FILES
 from pipelines.generation.speed import stock_settings
 from pipelines.generation.tiny import build_tiny_pipeline
-from pipelines.pose import PoseResult
-from pipelines.pose.keypoints import people_from_wholebody
-from pipelines.pose.tiny import standing_template
 from pipelines.settings import Settings
+from tests.pose_samples import standing_crop
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +57,7 @@ def test_sdxl_preset_loads_local_folders_with_the_real_loader(saved_models):
 
 
 def test_loaded_folders_generate_the_same_image_as_the_tiny_preset(saved_models):
-    points = standing_template()[None].astype(np.float32)
-    pose = PoseResult(288, 384, people_from_wholebody(points, np.full(points.shape[:2], 0.9, np.float32)))
+    pose = standing_crop()
     request = GenerationRequest("a dancer", num_inference_steps=2, seed=9, width=64, height=64)
     from_folders = GenerationEngine.from_settings(local_settings(saved_models)).generate(request, pose)
     built = GenerationEngine.from_settings(Settings(preset="tiny")).generate(request, pose)

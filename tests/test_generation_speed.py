@@ -4,9 +4,6 @@ network when its scale is 0, progress is unchanged, and the settings parse."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 from diffusers import ControlNetModel
@@ -16,11 +13,9 @@ from pipelines.generation import GenerationEngine, GenerationRequest, Photo
 from pipelines.generation.speed import LEVERS, IdleSkippingControlNet, stock_settings
 from pipelines.images import load_image
 from pipelines.pose import PoseEstimator, PoseResult
-from pipelines.pose.keypoints import people_from_wholebody
-from pipelines.pose.tiny import standing_template
 from pipelines.settings import Settings
+from tests.pose_samples import SAMPLE_PHOTO, standing_crop
 
-SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "shared/data/pose_sample.jpg"
 SIZE = 64
 # Max abs difference of decoded images (floats in [-1, 1]) allowed for levers that reorder float sums
 # (channels_last, fused QKV): measured ≤ 3.4e-5 on the tiny preset; one 8-bit level is 7.8e-3.
@@ -31,9 +26,7 @@ CPU_LEVERS = [lever for lever in LEVERS if lever.runs_on_cpu]
 
 @pytest.fixture(scope="module")
 def pose() -> PoseResult:
-    points = standing_template()[None].astype(np.float32)
-    people = people_from_wholebody(points, np.full(points.shape[:2], 0.9, np.float32))
-    return PoseResult(width=288, height=384, people=people)
+    return standing_crop()
 
 
 def request(**changes: object) -> GenerationRequest:
@@ -190,3 +183,9 @@ def test_runtime_reports_the_pose_provider_once_dwpose_ran():
     reported = result.runtime["pose_providers"].split(", ")
     known = {"CUDAExecutionProvider", "CPUExecutionProvider"}
     assert reported and all(item.rpartition(" ")[2] in known for item in reported)
+
+
+def test_guidance_ending_at_zero_is_no_controlnet_at_all(pose, stock_images):
+    """Diffusers refuses control_guidance_end=0; the API allows it and it means the ControlNet never acts."""
+    ended_at_zero = decoded(STOCK, pose, control_guidance_end=0.0)
+    assert torch.equal(ended_at_zero, stock_images["scale 0"])

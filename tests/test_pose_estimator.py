@@ -24,9 +24,9 @@ from pipelines.pose.models import CPU, DETECTOR_FILE, POSE_FILE, create_session,
 from pipelines.pose.tiny import TEMPLATE_SCORE, ensure_tiny_models, standing_template
 from pipelines.settings import Settings
 from tests.onnx_builders import box_detector, simcc_pose_model, write_models
+from tests.pose_samples import SAMPLE_PHOTO
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT.parent / "shared/data/pose_sample.jpg"
 IMAGE_W, IMAGE_H = 1280, 960  # detector ratio r = 0.5
 # Boxes in image pixels, 288x384 each, so padding 1.25 gives a 360x480 window: image = crop * 1.25 + offset.
 BOXES = np.array([[100, 100, 388, 484], [700, 200, 988, 584]], np.float32)
@@ -235,9 +235,9 @@ def test_tiny_models_put_a_standing_figure_inside_the_content(tmp_path):
     assert sum(path.stat().st_size for path in (tmp_path / "tiny-dwpose").iterdir()) < 100_000
 
 
-@pytest.mark.skipif(not SAMPLE.is_file(), reason="shared/data/pose_sample.jpg is not available")
+@pytest.mark.skipif(not SAMPLE_PHOTO.is_file(), reason="shared/data/pose_sample.jpg is not available")
 def test_tiny_models_on_the_sample_photo(tmp_path):
-    image = load_image(SAMPLE)
+    image = load_image(SAMPLE_PHOTO)
     estimator = PoseEstimator.from_settings(
         Settings().replace(pose_models="tiny", cache_dir=str(tmp_path), pose_device="cpu")
     )

@@ -16,12 +16,14 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.errors import UserError
 from pipelines.generation.engine import GenerationEngine, GenerationRequest, Photo, PoseInput
 from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.generation.presets import PRESETS, download_models
+from pipelines.generation.sweep import AXES, SWEEP_FILE_NAME, SweepProgress, plan_sweep, run_sweep
 from pipelines.images import load_image
 from pipelines.pose import from_openpose_json
 from pipelines.settings import Settings
@@ -113,39 +115,76 @@ def load_pose(path: Path, kind: str, max_pixels: int) -> PoseInput:
     return image if kind == "skeleton" else Photo(image)
 
 
-def _print_progress(step: int, total: int) -> None:
+def build_sweep_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.generation sweep",
+        description="Run one request over an X/Y grid of parameter values; writes grid.png, each cell as a "
+        "PNG with its parameters, conditioning.png and sweep.json. Every other parameter comes from the "
+        "flags; every cell uses the same seed unless seed is an axis.",
+    )
+    parser.add_argument("--x-axis", required=True, help=f"one of: {', '.join(AXES)}")
+    parser.add_argument("--x-values", required=True, help='e.g. "3, 5.5, 7.5", "4-10 (+2)", "1-0 (-0.25)"')
+    parser.add_argument("--y-axis", help="a second axis (optional)")
+    parser.add_argument("--y-values", default="", help="values of the Y axis")
+    parser.add_argument("--out", type=Path, default=Path("outputs/sweep"), help="folder for the results")
+    add_generation_flags(parser, skip=("samples",))  # a cell is one image
+    return parser
+
+
+def _print_step(step: int, total: int) -> None:
     print(f"\rstep {step}/{total}", end="\n" if step == total else "", file=sys.stderr, flush=True)
+
+
+def _print_sweep_progress(report: SweepProgress) -> None:
+    last = report.step == report.steps
+    print(f"\r{report.describe()}", end="\n" if last else "", file=sys.stderr, flush=True)
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> list[str]:
+    if args.download:
+        return [f"{role}: {folder}" for role, folder in download_models(settings).items()]
+    pose = load_pose(args.pose, args.pose_kind, settings.max_pixels)
+    engine = GenerationEngine.from_settings(settings)
+    result = engine.generate(request_from(args), pose, progress=_print_step)
+    paths = result.save(args.out)
+    return [*map(str, paths), json.dumps({"seeds": result.seeds, "timings": result.timings})]
+
+
+def _sweep(args: argparse.Namespace, settings: Settings) -> list[str]:
+    request = request_from(args, samples=1)
+    plan = plan_sweep(request, args.x_axis, args.x_values, args.y_axis, args.y_values, settings=settings)
+    pose = load_pose(args.pose, args.pose_kind, settings.max_pixels)
+    result = run_sweep(GenerationEngine.from_settings(settings), plan, pose, progress=_print_sweep_progress)
+    return [*map(str, result.save(args.out)), str(args.out / SWEEP_FILE_NAME)]
+
+
+def _run(command: Callable[[argparse.Namespace, Settings], list[str]], args: argparse.Namespace) -> int:
+    """Print what the command wrote, or its UserError as one `error:` line with exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        lines = command(args, settings_from(args))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sweep"]:
-        from pipelines.generation import sweep  # only when asked: the sweep is its own command
-
-        return sweep.main(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = settings_from(args)
-    try:
-        if args.download:
-            for role, folder in download_models(settings).items():
-                print(f"{role}: {folder}")
-            return 0
-        if args.pose is None:
-            parser.error("--pose is required (or --download)")
-        pose = load_pose(args.pose, args.pose_kind, settings.max_pixels)
-        request = request_from(args)
-        engine = GenerationEngine.from_settings(settings)
-        result = engine.generate(request, pose, progress=_print_progress)
-        paths = result.save(args.out)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for path in paths:
-        print(path)
-    print(json.dumps({"seeds": result.seeds, "timings": result.timings}))
-    return 0
+        parser = build_sweep_parser()
+        args = parser.parse_args(argv[1:])
+        if bool(args.y_axis) != bool(args.y_values.strip()):
+            parser.error("--y-axis and --y-values go together")
+        command = _sweep
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = _generate
+    if args.pose is None and not getattr(args, "download", False):
+        parser.error("--pose is required" + (" (or --download)" if command is _generate else ""))
+    return _run(command, args)
 
 
 if __name__ == "__main__":

@@ -473,8 +473,7 @@ class GenerationEngine:
                 height=request.height,
                 num_inference_steps=request.num_inference_steps,
                 guidance_scale=request.guidance_scale,
-                controlnet_conditioning_scale=request.controlnet_scale,
-                control_guidance_end=request.control_guidance_end,
+                **_controlnet_schedule(request),
                 num_images_per_prompt=request.samples,
                 generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
                 output_type="latent",
@@ -522,6 +521,17 @@ def _output_size(request: GenerationRequest, source_width: int, source_height: i
     if request.width is not None and request.height is not None:
         return request.width, request.height
     return sdxl_bucket(source_width, source_height)
+
+
+def _controlnet_schedule(request: GenerationRequest) -> dict[str, float]:
+    """The ControlNet's scale and end as diffusers takes them. Diffusers refuses an end of 0 (it must come
+    after the start), yet the hosted API allows it: guidance ending before the first step is no guidance."""
+    if request.control_guidance_end == 0:
+        return {"controlnet_conditioning_scale": 0.0, "control_guidance_end": 1.0}
+    return {
+        "controlnet_conditioning_scale": request.controlnet_scale,
+        "control_guidance_end": request.control_guidance_end,
+    }
 
 
 def _raise_if_cancelled(cancel: threading.Event | None, when: str) -> None:

@@ -7,13 +7,11 @@ the engine's own PNG metadata."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import difflib
 import json
 import re
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from pipelines.errors import Cancelled, UserError, ValidationError
+from pipelines.errors import Cancelled, ValidationError
 from pipelines.generation import GenerationEngine, GenerationRequest, PoseInput, resolve_seed
 from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.generation.metadata import png_text
@@ -574,52 +572,3 @@ def render_grid(plan: SweepPlan, images: Sequence[Image.Image | None]) -> Image.
 
 # ---------------------------------------------------------------------------------------------------------
 # Command line
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from pipelines.generation.__main__ import add_generation_flags  # the generate command's flag table
-
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.generation sweep",
-        description="Run one request over an X/Y grid of parameter values; writes grid.png, each cell as a "
-        "PNG with its parameters, conditioning.png and sweep.json. Every other parameter comes from the "
-        "flags; every cell uses the same seed unless seed is an axis.",
-    )
-    parser.add_argument("--x-axis", required=True, help=f"one of: {', '.join(AXES)}")
-    parser.add_argument("--x-values", required=True, help='e.g. "3, 5.5, 7.5", "4-10 (+2)", "1-0 (-0.25)"')
-    parser.add_argument("--y-axis", help="a second axis (optional)")
-    parser.add_argument("--y-values", default="", help="values of the Y axis")
-    parser.add_argument("--out", type=Path, default=Path("outputs/sweep"), help="folder for the results")
-    add_generation_flags(parser, skip=("samples",))  # a cell is one image
-    return parser
-
-
-def _print_progress(report: SweepProgress) -> None:
-    last = report.step == report.steps
-    print(f"\r{report.describe()}", end="\n" if last else "", file=sys.stderr, flush=True)
-
-
-def main(argv: list[str]) -> int:
-    """`python -m pipelines.generation sweep ...` (the generation CLI hands its arguments over)."""
-    from pipelines.generation.__main__ import load_pose, request_from, settings_from
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.pose is None:
-        parser.error("--pose is required")
-    if bool(args.y_axis) != bool(args.y_values.strip()):
-        parser.error("--y-axis and --y-values go together")
-    settings = settings_from(args)
-    try:
-        request = request_from(args, samples=1)
-        plan = plan_sweep(request, args.x_axis, args.x_values, args.y_axis, args.y_values, settings=settings)
-        pose = load_pose(args.pose, args.pose_kind, settings.max_pixels)
-        result = run_sweep(GenerationEngine.from_settings(settings), plan, pose, progress=_print_progress)
-        paths = result.save(args.out)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for path in paths:
-        print(path)
-    print(args.out / SWEEP_FILE_NAME)
-    return 0
