@@ -242,7 +242,7 @@ class GenerationEngine:
         self.dtype = resolve_dtype(settings.dtype, self.device)
         speed.check_settings(settings)
         self._pose_estimator = pose_estimator
-        self._pose_providers: dict[str, list[str]] | list[str] = []  # onnxruntime's, once DWPose has run
+        self._pose_providers: dict[str, list[str]] = {}  # model file -> onnxruntime's, once DWPose has run
         self._pipeline: StableDiffusionXLControlNetPipeline | None = None
         self._load_lock = threading.Lock()
         self._vae_lock = threading.Lock()  # decoding may upcast the shared VAE
@@ -510,11 +510,9 @@ class GenerationEngine:
             torch.cuda.empty_cache()
 
 
-def _providers_text(providers: dict[str, list[str]] | list[str]) -> str:
-    """The onnxruntime provider DWPose runs on (the first of a session's list), per model file if given."""
-    if isinstance(providers, dict):
-        return ", ".join(f"{name}: {used[0]}" for name, used in providers.items())
-    return providers[0]
+def _providers_text(providers: dict[str, list[str]]) -> str:
+    """The onnxruntime provider each DWPose model runs on (the first of its session's list)."""
+    return ", ".join(f"{name}: {used[0]}" for name, used in providers.items())
 
 
 def _output_size(request: GenerationRequest, source_width: int, source_height: int) -> tuple[int, int]:

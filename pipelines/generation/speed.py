@@ -138,7 +138,7 @@ LEVERS: tuple[Lever, ...] = (
         "bf16",
         "dtype",
         "bfloat16 instead of float16 weights/activations (no fp16 overflow); applied when loading",
-        False,
+        True,
         ("fp16", "auto", "fp32"),
         ("bf16",),
         None,
