@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
+from pipelines.errors import UserError
+from pipelines.generation.speed import ATTENTION_BACKENDS, COMPILE_MODES
 from pipelines.settings import Settings
 
 # What each preset implies beyond its name: the tiny preset also uses the tiny stand-in pose models.
@@ -40,12 +43,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--vae-slicing", action="store_true", default=None)
     parser.add_argument("--vae-tiling", action="store_true", default=None)
-    parser.add_argument(
-        "--attention", choices=["sdpa", "flash", "efficient", "cudnn", "math"], help="attention kernel (CUDA)"
-    )
+    parser.add_argument("--attention", choices=list(ATTENTION_BACKENDS), help="attention kernel (CUDA)")
     parser.add_argument(
         "--compile",
-        choices=["off", "default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"],
+        choices=list(COMPILE_MODES),
         help="torch.compile the transformer blocks (CUDA; compiles at start, see benchmarks/README.md)",
     )
     parser.add_argument(
@@ -81,7 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     settings = settings_from(args)
     if args.download:
-        download(settings)
+        try:
+            download(settings)
+        except UserError as error:
+            sys.exit(f"error: {error}")
         return
     # Cached example outputs depend on the models, so each preset keeps its own.
     os.environ.setdefault(

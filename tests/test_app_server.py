@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -234,3 +237,13 @@ def test_missing_weights_give_the_engines_message_and_the_app_stays_up(sdxl_with
     assert "python app.py --download" in str(generation.value)
     _, pose_json = client.predict(image=handle_file(str(PRESET)), draw_mode="body-pose", api_name="/dwpose")
     assert len(pose_json["people"]) == 1  # still up, and a pose JSON needs no weights
+
+
+def test_download_offline_says_what_is_missing_in_one_line(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    command = [sys.executable, "app.py", "--download"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: Could not get yolox_l.onnx from the Hugging Face repo yzd-v/DWPose")
+    assert "Traceback" not in done.stderr
