@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import onnx
 import pytest
+from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 
 from pipelines.errors import ModelError, ValidationError
 from pipelines.images import load_image
@@ -357,3 +358,24 @@ def test_tiny_models_generated_by_concurrent_first_uses_are_whole(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == [POSE_FILE, DETECTOR_FILE]  # no partials
     for name in (DETECTOR_FILE, POSE_FILE):
         onnx.checker.check_model(onnx.load(tmp_path / name))
+
+
+class FailingSession:
+    """An onnxruntime session that fails as a GPU out of memory does."""
+
+    def run(self, outputs, feeds):
+        raise RuntimeException("Failed to allocate memory for requested buffer of size 1073741824")
+
+
+def test_out_of_memory_in_onnxruntime_is_a_readable_error_and_the_next_image_works(two_people, image):
+    estimator = _estimator(two_people)
+    working = estimator.models.wholebody.session
+    estimator.models.wholebody.session = FailingSession()
+    with pytest.raises(ModelError) as error:
+        estimator.detect(image)
+    assert str(error.value).startswith(
+        "DWPose ran out of memory (yolox_l.onnx on CPUExecutionProvider, dw-ll_ucoco_384.onnx on "
+        "CPUExecutionProvider). Try again when the GPU is less busy"
+    )
+    estimator.models.wholebody.session = working
+    assert len(estimator.detect(image).people) == 2

@@ -10,6 +10,7 @@ from functools import partial
 import cv2
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, RuntimeException
 
 from pipelines.errors import ModelError, ValidationError
 from pipelines.pose.detector import PersonDetector
@@ -193,8 +194,21 @@ class PoseEstimator:
             )
         height, width = image.shape[:2]
         models = self.models
-        boxes = models.detector(image)
-        if not len(boxes):
-            return PoseResult(width=width, height=height, people=[])
-        keypoints, scores = models.wholebody(image, boxes)
+        try:
+            boxes = models.detector(image)
+            if not len(boxes):
+                return PoseResult(width=width, height=height, people=[])
+            keypoints, scores = models.wholebody(image, boxes)
+        except (Fail, RuntimeException) as error:  # onnxruntime's own, e.g. out of GPU memory
+            raise ModelError(_run_failure_message(str(error), models.providers)) from error
         return PoseResult(width=width, height=height, people=people_from_wholebody(keypoints, scores))
+
+
+def _run_failure_message(error: str, providers: dict[str, list[str]]) -> str:
+    where = ", ".join(f"{name} on {used[0]}" for name, used in providers.items())
+    if "allocate" in error.lower():
+        return (
+            f"DWPose ran out of memory ({where}). Try again when the GPU is less busy, use a smaller image, "
+            "or run DWPose on the CPU with --pose-device cpu (POSE_STUDIO_POSE_DEVICE=cpu)."
+        )
+    return f"DWPose failed while running ({where}): {error}"
