@@ -79,7 +79,8 @@ def _detect(args: argparse.Namespace) -> int:
         Image.fromarray(draw_pose(result, args.mode)).save(png)
         if args.json:
             png.with_suffix(".json").write_text(json.dumps(to_openpose_json(result)))
-        print(f"{path}: {len(result.people)} people -> {png}")
+        count = len(result.people)
+        print(f"{path}: {count} {'person' if count == 1 else 'people'} -> {png}")
     return 1 if failures else 0
 
 
