@@ -80,6 +80,26 @@ def test_upload_see_the_pose_change_mode_and_generate(page, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "after-generate.png"), full_page=True)
 
+    # A long run, cancelled while its live preview (an image without a caption) is shown: the gallery goes
+    # back to the finished run's images, and its downloads, seed and status stay.
+    downloads, status = page.inner_text("#downloads"), page.inner_text("#status")
+    steps = page.locator("#steps input[type=number]")
+    steps.fill("100")
+    steps.press("Enter")
+    page.click("#generate")
+    page.wait_for_function(
+        "document.querySelectorAll('#gallery img').length > 0"
+        " && document.querySelectorAll('#gallery .caption-label').length === 0"
+    )
+    page.click("#cancel")
+    page.wait_for_function(
+        "expected => JSON.stringify([...document.querySelectorAll('#gallery .caption-label')]"
+        ".map(label => label.innerText)) === JSON.stringify(expected)",
+        arg=captions,
+    )
+    assert page.input_value("#seed input") == seed
+    assert (page.inner_text("#downloads"), page.inner_text("#status")) == (downloads, status)
+
 
 def test_a_corrupt_upload_shows_the_error(page, tmp_path):
     corrupt = tmp_path / "holiday.jpg"

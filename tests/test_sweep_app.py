@@ -25,19 +25,23 @@ SIZE = 64
 TIMEOUT_MS = 60_000
 
 
-def test_cancel_button_stops_the_grid_and_keeps_the_done_cells(tmp_path) -> None:
-    studio = PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=str(tmp_path)))
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory) -> PoseStudio:
+    cache = tmp_path_factory.mktemp("cache")
+    return PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=str(cache)))
+
+
+def test_cancel_button_stops_the_grid_and_keeps_the_done_cells(studio) -> None:
     session = SimpleNamespace(session_hash="sweep-cancel")
+    sweeps = SweepHandlers(studio)
 
     def progress(fraction: float, desc: str = "") -> None:
         if desc.startswith("cell 2 of 3"):
-            studio.cancel(session)  # the Cancel button, while the second cell denoises
+            sweeps.cancel(session)  # the Cancel sweep button, while the second cell denoises
 
     panel = PANEL | {"num_inference_steps": 4, "width": SIZE, "height": SIZE}
     axes = {"x_axis": "seed", "x_values": "1, 3, 5", "y_axis": "", "y_values": ""}  # 3 separate requests
-    updates = list(
-        SweepHandlers(studio).run_stream(str(POSE), **axes, **panel, progress=progress, request=session)
-    )
+    updates = list(sweeps.run_stream(str(POSE), **axes, **panel, progress=progress, request=session))
 
     grid, cells, files, status = updates[-1]
     assert status == "Cancelled: 1 of 3 cells done (seeds from the Seed axis); the rest are grey."
@@ -50,6 +54,22 @@ def test_cancel_button_stops_the_grid_and_keeps_the_done_cells(tmp_path) -> None
     for left, top, right, bottom in layout.cells[1:]:
         assert (pixels[top:bottom, left:right] == GRID_PLACEHOLDER).all()
     assert any(update[3].startswith("cell 1 of 3 · step ") for update in updates)  # "cell k of N" status
+
+
+def test_the_generation_cancel_button_does_not_stop_a_sweep(studio) -> None:
+    session = SimpleNamespace(session_hash="generation-cancel")
+
+    def progress(fraction: float, desc: str = "") -> None:
+        if desc.startswith("cell 1 of 2"):
+            studio.cancel(session)  # the generation panel's Cancel, while the sweep runs
+
+    panel = PANEL | {"num_inference_steps": 2, "width": SIZE, "height": SIZE}
+    axes = {"x_axis": "seed", "x_values": "1, 3", "y_axis": "", "y_values": ""}
+    *_, (_, cells, _, status) = SweepHandlers(studio).run_stream(
+        str(POSE), **axes, **panel, progress=progress, request=session
+    )
+    assert [caption for _, caption in cells] == ["Seed 1", "Seed 3"]
+    assert status == "2 cells, seeds from the Seed axis."
 
 
 @pytest.fixture(scope="module")

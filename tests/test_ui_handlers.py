@@ -14,15 +14,25 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.errors import ImageError
+from pipelines.errors import GenerationError, ImageError
 from pipelines.generation import GenerationRequest
 from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.images import load_image
 from pipelines.pose import DrawMode, draw_overlay, draw_pose, from_openpose_json
 from pipelines.settings import Settings
 from tests.app_helpers import PANEL, REPO, synthetic_photo, write_png
-from ui.handlers import GENERIC_ERROR, NO_UPLOAD, PoseStudio, panel_request, select_sample, use_seed
+from ui.handlers import (
+    GENERATION_RUN,
+    GENERIC_ERROR,
+    NO_UPLOAD,
+    PoseStudio,
+    panel_request,
+    select_sample,
+    use_seed,
+)
+from ui.layout import build_ui
 from ui.state import LruCache
+from ui.sweep import SWEEP_RUN, SweepHandlers
 from ui.uploads import UploadKind
 
 PRESET = REPO / "assets" / "poses" / "t-pose.json"
@@ -172,8 +182,8 @@ def test_an_unexpected_failure_is_logged_and_shown_generically(studio, monkeypat
 def test_generate_stream_reports_every_step_and_writes_seeds_back(studio, photo_path):
     progress = ProgressRecorder()
     updates = list(studio.generate_stream(**ui_arguments(photo_path, samples=2), progress=progress))
-    gallery, files, seed, seeds, status = updates[-1]
-    assert seeds == [7, 8] and seed == 7
+    gallery, files, seed, seeds, status, finished = updates[-1]
+    assert seeds == [7, 8] and seed == 7 and finished == gallery
     assert [caption for _, caption in gallery] == ["pose conditioning", "seed 7", "seed 8"]
     assert progress.steps == [(step, 3) for step in range(1, 4)]
     for (path, _), seed in zip(gallery[1:], seeds, strict=True):
@@ -196,7 +206,7 @@ def test_live_previews_come_before_the_result(studio, photo_path):
     streamed = [update for update in updates[:-1] if update[0] != gr.skip()]
     assert streamed, "no preview was streamed while denoising"
     for preview, *rest in streamed:
-        assert rest == [gr.skip()] * 4
+        assert rest == [gr.skip()] * 5
         assert [image.size for image in preview] == [(128 // 8, 96 // 8)]  # latent previews
 
 
@@ -242,12 +252,83 @@ def test_use_this_seed_takes_the_selected_samples_seed():
     assert use_seed(None) == (gr.skip(), gr.skip())
 
 
-def test_cancel_flags_are_per_session(studio):
-    first, second = studio.cancel_flags.start("a"), studio.cancel_flags.start("b")
-    studio.cancel(SimpleNamespace(session_hash="a"))
-    assert first.is_set() and not second.is_set()
-    studio.cancel_flags.finish("b", second)
-    assert studio.cancel_flags.cancel("b") is False  # finished runs have no flag left to set
+def test_cancel_flags_are_per_session_and_kind(studio):
+    with (
+        studio.cancel_flags.run("a", GENERATION_RUN) as first,
+        studio.cancel_flags.run("b", GENERATION_RUN) as second,
+    ):
+        studio.cancel(SimpleNamespace(session_hash="a"))
+        assert first.is_set() and not second.is_set()
+        assert studio.cancel_flags.cancel("b", SWEEP_RUN) is False and not second.is_set()
+    assert second.is_set()  # a run's flag is set when it ends, which stops its worker
+    assert studio.cancel_flags.cancel("b", GENERATION_RUN) is False  # finished runs have no flag left to set
+
+
+def test_cancel_sweep_does_not_stop_a_generation(studio, photo_path):
+    request = SimpleNamespace(session_hash="cancel-sweep-test")
+    sweeps = SweepHandlers(studio)
+    progress = ProgressRecorder(on_step=lambda step: sweeps.cancel(request))
+    arguments = ui_arguments(photo_path, num_inference_steps=4)
+    *_, (gallery, *_) = studio.generate_stream(**arguments, progress=progress, request=request)
+    assert [caption for _, caption in gallery] == ["pose conditioning", "seed 7"]
+    assert len(progress.steps) == 4
+
+
+@pytest.fixture(scope="module")
+def page_events(studio):
+    """The page's generate event and the listener the page runs when that event is cancelled or fails."""
+    demo = build_ui(studio)
+    generate = next(event for event in demo.fns.values() if event.fn == studio.generate_stream)
+    (on_failure,) = [
+        event
+        for event in demo.fns.values()
+        if event.trigger_after == generate._id and event.trigger_only_on_failure
+    ]
+    return generate, on_failure
+
+
+def shown_after_failure(page_events, finished: list) -> list:
+    """What the page's gallery shows once a run is cancelled or fails, given the `finished` state then."""
+    generate, on_failure = page_events
+    gallery, finished_state = generate.outputs[0], generate.outputs[-1]
+    assert [block._id for block in on_failure.inputs] == [finished_state._id]
+    assert [block._id for block in on_failure.outputs] == [gallery._id]
+    return on_failure.fn(finished)
+
+
+def test_a_cancelled_run_shows_the_previous_finished_gallery_again(studio, photo_path, page_events):
+    assert shown_after_failure(page_events, []) == []  # no finished run yet: the previews go, empty
+    *_, (previous, *_, finished) = studio.generate_stream(**ui_arguments(photo_path))
+    request = SimpleNamespace(session_hash="restore-test")
+    progress = ProgressRecorder(on_step=lambda step: step[0] == 4 and studio.cancel(request))
+    arguments = ui_arguments(photo_path, seed=99, num_inference_steps=8)
+    updates = list(studio.generate_stream(**arguments, progress=progress, request=request))
+    assert any(update[0] != gr.skip() for update in updates)  # previews were shown
+    assert all(update[1:] == (gr.skip(),) * 5 for update in updates)  # downloads, seed, status, state kept
+    assert shown_after_failure(page_events, finished) == previous
+    assert [caption for _, caption in previous] == ["pose conditioning", "seed 7"]
+
+
+def test_an_error_after_previews_shows_the_previous_finished_gallery_again(
+    studio, photo_path, page_events, monkeypatch
+):
+    *_, (previous, *_, finished) = studio.generate_stream(**ui_arguments(photo_path))
+    generate = studio.generation_engine.generate
+
+    def nan_after_the_first_preview(*args, preview, **kwargs):
+        def failing_preview(images, step, total):
+            preview(images, step, total)
+            raise GenerationError("The result was not a number (NaN).")
+
+        return generate(*args, preview=failing_preview, **kwargs)
+
+    monkeypatch.setattr(studio.generation_engine, "generate", nan_after_the_first_preview)
+    updates = studio.generate_stream(**ui_arguments(photo_path, num_inference_steps=8))
+    _, *kept = next(update for update in updates if update[0] != gr.skip())
+    assert kept == [gr.skip()] * 5
+    with pytest.raises(gr.Error, match="NaN"):
+        list(updates)
+    assert shown_after_failure(page_events, finished) == previous
 
 
 def test_the_panels_toggles_stand_for_a_random_seed_and_the_poses_size():

@@ -36,6 +36,7 @@ NO_UPLOAD = "Upload a photo, a pose JSON file or an OpenPose skeleton image firs
 POSE_CACHE_SIZE = 32  # uploads whose pose stays cached
 KEPT_RUNS = 32  # generation output folders kept on disk for downloading
 LOCAL_SESSION = "local"  # the session key when a handler is called outside a Gradio request
+GENERATION_RUN = "generation"  # the kind of run the Cancel button stops (the sweep has its own)
 FINDING_POSE = "Finding the pose… (the first one also loads the pose models)"
 LOADING_GENERATION = "Loading the generation models (first use)…"
 EXAMPLE_SEED = 1234  # examples are cached, so they use a fixed seed
@@ -235,15 +236,17 @@ class PoseStudio:
     ) -> Iterator[tuple]:
         """The Generate button over the panel's values (see `panel_request`): live previews in the gallery,
         then the conditioning and the samples, their downloads, and the seeds used written back (gallery,
-        files, seed, seeds state, status)."""
+        files, seed, seeds state, status, and the finished gallery again for the page's Cancel and errors
+        to go back to: see `restore_gallery`)."""
         generation_request = panel_request(**panel)
         skip = gr.skip()
         for update in self._generation_updates(upload, generation_request, progress, session_of(request)):
             if isinstance(update, SavedRun):
                 files = [str(update.archive), *map(str, update.samples)]
-                yield update.gallery(), files, update.result.seeds[0], update.result.seeds, update.summary()
+                gallery = update.gallery()
+                yield gallery, files, update.result.seeds[0], update.result.seeds, update.summary(), gallery
             else:
-                yield (skip if update is None else update), skip, skip, skip, skip
+                yield (skip if update is None else update), skip, skip, skip, skip, skip
 
     def generate(
         self,
@@ -272,8 +275,8 @@ class PoseStudio:
         return preview, saved.gallery()
 
     def cancel(self, request: gr.Request | None = None) -> None:
-        """The Cancel button: stop this session's denoising at the next step."""
-        self.cancel_flags.cancel(session_of(request))
+        """The Cancel button: stop this session's generation at the next step (not its sweep)."""
+        self.cancel_flags.cancel(session_of(request), GENERATION_RUN)
 
     def _generation_updates(
         self,
@@ -296,22 +299,18 @@ class PoseStudio:
             engine = self.generation_engine
             if not engine.is_loaded:
                 progress(0, desc=LOADING_GENERATION)
-            flag = self.cancel_flags.start(session) if session else threading.Event()
-            try:
-                for kind, payload in _run_in_worker(engine, generation_request, prepared, flag):
-                    if kind == "progress":
-                        progress(payload, desc="Denoising", unit="steps")
-                        yield None
-                    elif kind == "preview":
-                        yield payload
-                    else:
-                        yield self._save(payload)
-            except Cancelled as cancelled:
-                gr.Warning(str(cancelled))
-            finally:
-                flag.set()  # the handler ended (done, failed, or closed by Gradio's cancel): stop the worker
-                if session:
-                    self.cancel_flags.finish(session, flag)
+            with self.cancel_flags.run(session, GENERATION_RUN) as flag:
+                try:
+                    for kind, payload in _run_in_worker(engine, generation_request, prepared, flag):
+                        if kind == "progress":
+                            progress(payload, desc="Denoising", unit="steps")
+                            yield None
+                        elif kind == "preview":
+                            yield payload
+                        else:
+                            yield self._save(payload)
+                except Cancelled as cancelled:
+                    gr.Warning(str(cancelled))
 
     def new_run_dir(self, prefix: str = "run-") -> Path:
         """A fresh folder for one run's downloads; the oldest go, so KEPT_RUNS stay on disk."""
@@ -389,6 +388,12 @@ def _describe(prepared: PreparedPose) -> str:
     count = len(pose.people)
     people = "no person found" if count == 0 else f"{count} {'person' if count == 1 else 'people'}"
     return f"**{prepared.kind.value}**, {pose.width}×{pose.height}: {people}."
+
+
+def restore_gallery(finished: list) -> list:
+    """After a Cancel or a failed run: the gallery of the last finished run (empty before any) in place of the
+    live previews. Its downloads, seed and status were never replaced, so the page is that run's again."""
+    return finished
 
 
 def select_sample(seeds: list[int], event: gr.SelectData) -> int | None:

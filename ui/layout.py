@@ -17,7 +17,14 @@ import gradio as gr
 from pipelines.generation import DEFAULT_SCHEDULER, SCHEDULERS, GenerationRequest
 from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.pose import DrawMode
-from ui.handlers import DRAW_MODE_LABELS, GENERATE_API, PoseStudio, select_sample, use_seed
+from ui.handlers import (
+    DRAW_MODE_LABELS,
+    GENERATE_API,
+    PoseStudio,
+    restore_gallery,
+    select_sample,
+    use_seed,
+)
 from ui.sweep import build_sweep_section
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
@@ -119,6 +126,7 @@ class OutputPanel:
     use_seed: gr.Button
     seeds: gr.State  # seeds of the samples shown, in gallery order after the conditioning
     selected_seed: gr.State
+    finished: gr.State  # the last finished run's gallery, shown again when a run is cancelled or fails
 
 
 def _pose_panel() -> PosePanel:
@@ -219,7 +227,9 @@ def _output_panel() -> OutputPanel:
             interactive=False,
             elem_id="downloads",
         )
-    return OutputPanel(status, gallery, downloads, use_seed_button, gr.State([]), gr.State(None))
+    return OutputPanel(
+        status, gallery, downloads, use_seed_button, gr.State([]), gr.State(None), gr.State([])
+    )
 
 
 def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPanel, gpu: dict) -> None:
@@ -293,12 +303,22 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
         generate_event = generation.generate.click(
             gpu_task(studio.generate_stream),
             pose.upload,
-            [output.gallery, output.downloads, generation.fields["seed"], output.seeds, output.status],
+            [
+                output.gallery,
+                output.downloads,
+                generation.fields["seed"],
+                output.seeds,
+                output.status,
+                output.finished,
+            ],
             inputs_kwargs=generation.fields,
             **gpu,
             **ui_event,
         )
         generation.cancel.click(studio.cancel, None, None, cancels=[generate_event], queue=False, **ui_event)
+        # The page runs `.failure` listeners when the event fails and also when `cancels=` stops it, after
+        # it has stopped applying the run's updates: the last finished gallery replaces the live previews.
+        generate_event.failure(restore_gallery, output.finished, output.gallery, queue=False, **ui_event)
         output.gallery.select(select_sample, output.seeds, output.selected_seed, queue=False, **ui_event)
         output.use_seed.click(
             use_seed,

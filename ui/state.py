@@ -1,11 +1,12 @@
-"""Process-wide state the handlers share: the per-image pose cache and the per-session cancel flags."""
+"""Process-wide state the handlers share: the per-image pose cache and the running runs' cancel flags."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 Value = TypeVar("Value")
@@ -56,30 +57,38 @@ class LruCache(Generic[Value]):
 
 
 class CancelFlags:
-    """One threading.Event per browser session: Cancel sets it, the engine polls it between steps.
+    """One threading.Event per running (session, kind of run): Cancel sets it, the engine polls it between
+    steps. Keyed by kind too, so a session's Cancel ("generation") and Cancel sweep ("sweep") each stop only
+    their own run.
 
     Gradio's `cancels=` stops the event on the server's side, but the denoising thread only stops when the
     engine sees its flag, which is what frees the GPU for the next person in the queue."""
 
     def __init__(self) -> None:
-        self._flags: dict[str, threading.Event] = {}
+        self._flags: dict[tuple[str | None, str], threading.Event] = {}
         self._lock = threading.Lock()
 
-    def start(self, session: str) -> threading.Event:
-        """A fresh, unset flag for a new run of this session."""
-        with self._lock:
-            flag = self._flags[session] = threading.Event()
-            return flag
+    @contextmanager
+    def run(self, session: str | None, kind: str) -> Iterator[threading.Event]:
+        """A fresh, unset flag for one run, which Cancel of `kind` in `session` sets; it is set when the run
+        ends however it ends (done, failed, or closed by Gradio), which stops its worker thread. Runs without
+        a session (API calls) get a private flag."""
+        flag, key = threading.Event(), (session, kind)
+        if session:
+            with self._lock:
+                self._flags[key] = flag
+        try:
+            yield flag
+        finally:
+            flag.set()
+            with self._lock:
+                if self._flags.get(key) is flag:
+                    del self._flags[key]
 
-    def cancel(self, session: str) -> bool:
+    def cancel(self, session: str, kind: str) -> bool:
         with self._lock:
-            flag = self._flags.pop(session, None)
+            flag = self._flags.pop((session, kind), None)
         if flag is None:
             return False
         flag.set()
         return True
-
-    def finish(self, session: str, flag: threading.Event) -> None:
-        with self._lock:
-            if self._flags.get(session) is flag:
-                del self._flags[session]

@@ -5,7 +5,6 @@ pipelines.generation.sweep; the generation panel supplies every other parameter.
 
 from __future__ import annotations
 
-import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ AXIS_CHOICES = [(axis.title, axis.name) for axis in AXES.values()]
 NO_AXIS = ""  # the Y dropdown's "none": a one-row sweep
 DEFAULT_X_AXIS = "guidance_scale"
 ARCHIVE_NAME = "pose-studio-sweep.zip"
+SWEEP_RUN = "sweep"  # the kind of run Cancel sweep stops (see ui.state.CancelFlags)
 AXIS_API = ("x_axis", "x_values", "y_axis", "y_values")
 SWEEP_API = ("prompt", *AXIS_API, "negative_prompt", *SAMPLER_API)  # /sweep's parameters after `image`
 
@@ -143,6 +143,10 @@ class SweepHandlers:
             elif isinstance(update, Image.Image):
                 yield update, skip, skip
 
+    def cancel(self, request: gr.Request | None = None) -> None:
+        """The Cancel sweep button: stop this session's sweep at the next step (not its generation)."""
+        self.studio.cancel_flags.cancel(session_of(request), SWEEP_RUN)
+
     def _updates(
         self,
         upload: str | None,
@@ -152,7 +156,7 @@ class SweepHandlers:
         session: str | None,
     ) -> Iterator[Image.Image | SweepProgress | SavedSweep]:
         """The one sweep core: progress reports, the grid redrawn after each cell, then the SavedSweep.
-        Cancel sets the session's flag: the grid stops at the next step and the done cells are kept."""
+        Cancel sweep sets the run's flag: the grid stops at the next step and the done cells are kept."""
         x_axis, x_values, y_axis, y_values = axes
         with user_facing_errors():
             y_axis, y_values = (y_axis, y_values or "") if y_axis else (None, "")  # API clients may send None
@@ -162,20 +166,19 @@ class SweepHandlers:
             engine = self.studio.generation_engine
             if not engine.is_loaded:
                 progress(0, desc=LOADING_GENERATION)
-            flag = self.studio.cancel_flags.start(session) if session else threading.Event()
+            with self.studio.cancel_flags.run(session, SWEEP_RUN) as flag:
 
-            def work(report: Report) -> SweepResult:
-                return run_sweep(
-                    engine,
-                    plan,
-                    pose,
-                    progress=lambda update: report("progress", update),
-                    on_cell=lambda cell: report("cell", cell),
-                    cancel=flag,
-                )
+                def work(report: Report) -> SweepResult:
+                    return run_sweep(
+                        engine,
+                        plan,
+                        pose,
+                        progress=lambda update: report("progress", update),
+                        on_cell=lambda cell: report("cell", cell),
+                        cancel=flag,
+                    )
 
-            images: list[Image.Image | None] = [None] * len(plan.cells)
-            try:
+                images: list[Image.Image | None] = [None] * len(plan.cells)
                 for kind, payload in stream_from_worker(work, "sweep"):
                     if isinstance(payload, SweepProgress):
                         progress(payload.fraction, desc=payload.describe())
@@ -185,10 +188,6 @@ class SweepHandlers:
                         yield render_grid(plan, images)
                     elif kind == "result":
                         yield self._save(payload)
-            finally:
-                flag.set()  # the handler ended (done, failed, or closed by Gradio): stop the worker
-                if session:
-                    self.studio.cancel_flags.finish(session, flag)
 
     def _save(self, result: SweepResult) -> SavedSweep:
         run_dir = self.studio.new_run_dir("sweep-")
@@ -253,7 +252,7 @@ def build_sweep_section(
         **gpu,
         **ui_event,
     )
-    cancel.click(studio.cancel, None, None, queue=False, **ui_event)
+    cancel.click(sweeps.cancel, None, None, queue=False, **ui_event)
 
     with gr.Row(visible=False):  # /sweep's own components; a hidden trigger, so only API clients call it
         trigger = gr.Button()
