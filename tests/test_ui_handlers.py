@@ -300,10 +300,13 @@ def test_a_cancelled_run_shows_the_previous_finished_gallery_again(studio, photo
     assert shown_after_failure(page_events, []) == []  # no finished run yet: the previews go, empty
     *_, (previous, *_, finished) = studio.generate_stream(**ui_arguments(photo_path))
     request = SimpleNamespace(session_hash="restore-test")
-    progress = ProgressRecorder(on_step=lambda step: step[0] == 4 and studio.cancel(request))
-    arguments = ui_arguments(photo_path, seed=99, num_inference_steps=8)
-    updates = list(studio.generate_stream(**arguments, progress=progress, request=request))
-    assert any(update[0] != gr.skip() for update in updates)  # previews were shown
+    arguments = ui_arguments(photo_path, seed=99, num_inference_steps=50)
+    updates = []
+    for update in studio.generate_stream(**arguments, request=request):
+        updates.append(update)
+        if update[0] != gr.skip():
+            studio.cancel(request)  # the Cancel button, while the first live preview is shown
+    assert any(update[0] != gr.skip() for update in updates)
     assert all(update[1:] == (gr.skip(),) * 5 for update in updates)  # downloads, seed, status, state kept
     assert shown_after_failure(page_events, finished) == previous
     assert [caption for _, caption in previous] == ["pose conditioning", "seed 7"]
