@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from pipelines.errors import ModelError
+from pipelines.pose.models import signature_mismatch
 
 LETTERBOX_FILL = 114
 STRIDES = (8, 16, 32)
@@ -91,11 +92,8 @@ class PersonDetector:
         inputs, outputs = session.get_inputs(), session.get_outputs()
         input_shape = inputs[0].shape if len(inputs) == 1 else []
         if len(input_shape) != 4 or input_shape[1] != 3 or len(outputs) != 1 or len(outputs[0].shape) != 3:
-            raise ModelError(
-                f"{file_name} is not a YOLOX detector: expected one 1x3xHxW input and one "
-                f"1xAx(5+classes) output, got inputs {[i.shape for i in inputs]} "
-                f"and outputs {[o.shape for o in outputs]}."
-            )
+            expected = "a YOLOX detector: expected one 1x3xHxW input and one 1xAx(5+classes) output"
+            raise signature_mismatch(file_name, expected, session)
         self.session = session
         self.input_name = inputs[0].name
         self.height, self.width = (

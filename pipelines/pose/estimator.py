@@ -15,7 +15,14 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail, RuntimeException
 from pipelines.errors import ModelError, ValidationError
 from pipelines.pose.detector import PersonDetector
 from pipelines.pose.keypoints import PoseResult, people_from_wholebody
-from pipelines.pose.models import DETECTOR_FILE, POSE_FILE, create_session, is_stand_in, model_files
+from pipelines.pose.models import (
+    DETECTOR_FILE,
+    POSE_FILE,
+    create_session,
+    is_stand_in,
+    model_files,
+    signature_mismatch,
+)
 from pipelines.settings import Settings
 
 BOX_PADDING = 1.25
@@ -112,10 +119,11 @@ class WholeBodyModel:
             valid = len(outputs) == 2 and [o.shape[1:] for o in outputs] == expected
             valid = valid and (not isinstance(shape[0], int) or shape[0] == 1)
         if not valid:
-            raise ModelError(
-                f"{file_name} is not a DWPose whole-body model: expected one Nx3xHxW input and outputs "
-                f"simcc_x Nx133x(2W), simcc_y Nx133x(2H), got inputs {[i.shape for i in inputs]} "
-                f"and outputs {[o.shape for o in outputs]}."
+            raise signature_mismatch(
+                file_name,
+                "a DWPose whole-body model: expected one Nx3xHxW input and outputs simcc_x Nx133x(2W), "
+                "simcc_y Nx133x(2H)",
+                session,
             )
         self.session = session
         self.input_name = inputs[0].name

@@ -101,6 +101,13 @@ def requested_providers(device: str) -> list[str]:
     return [CUDA, CPU] if wants_cuda else [CPU]
 
 
+def signature_mismatch(file_name: str, expected: str, session: ort.InferenceSession) -> ModelError:
+    """The error for a file whose inputs and outputs are not the model we need: what was expected, what is."""
+    inputs = [node.shape for node in session.get_inputs()]
+    outputs = [node.shape for node in session.get_outputs()]
+    return ModelError(f"{file_name} is not {expected}, got inputs {inputs} and outputs {outputs}.")
+
+
 def create_session(path: Path, device: str) -> ort.InferenceSession:
     """An onnxruntime session; a corrupt file is a ModelError naming it, a CPU fallback is a warning."""
     providers = requested_providers(device)
