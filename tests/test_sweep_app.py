@@ -152,13 +152,13 @@ def test_sweep_section_in_the_browser(server, tmp_path) -> None:
         page.goto(server)
         page.set_input_files("#upload input[type=file]", str(POSE))
         page.wait_for_function("document.querySelector('#pose-info').innerText.includes('1 person')")
-        fill_small_generation(page, "a dancer on a stage", steps=2)
-        page.click("#sweep button")  # open the accordion
+        page.click("#sweep button")  # open the accordion first: it mounts its fields as it opens
         x_values = page.locator("#sweep-x-values textarea")
-        # The accordion mounts its fields when it opens: wait for the default so the fill is not overwritten.
         playwright_api.expect(x_values).to_have_value(AXES["guidance_scale"].example)
+        fill_small_generation(page, "a dancer on a stage", steps=2)
         x_values.fill("2, 5, 9")
         x_values.press("Tab")
+        playwright_api.expect(x_values).to_have_value("2, 5, 9")
         page.click("#sweep-run")
         page.wait_for_function("document.querySelectorAll('#sweep-cells .caption-label').length === 3")
         captions = page.locator("#sweep-cells .caption-label").all_inner_texts()
