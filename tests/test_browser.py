@@ -97,6 +97,8 @@ def test_upload_see_the_pose_change_mode_and_generate(page, tmp_path):
         ".map(label => label.innerText)) === JSON.stringify(expected)",
         arg=captions,
     )
+    page.wait_for_timeout(1000)  # a late "Error" mark from the cancelled event would show by now
+    assert "Error" not in page.inner_text("#gallery")
     assert page.input_value("#seed input") == seed
     assert (page.inner_text("#downloads"), page.inner_text("#status")) == (downloads, status)
 

@@ -312,6 +312,10 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
                 output.finished,
             ],
             inputs_kwargs=generation.fields,
+            # Progress, and the "Error" mark that Gradio's client may also put on a cancelled event's outputs,
+            # only on the gallery, which `restore_gallery` below updates again: the downloads and the status
+            # stay the finished run's, unmarked.
+            show_progress_on=output.gallery,
             **gpu,
             **ui_event,
         )
