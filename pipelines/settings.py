@@ -41,6 +41,7 @@ class Settings:
     channels_last: bool = True
     fuse_qkv: bool = True
     skip_idle_controlnet: bool = True  # no ControlNet forward at effective scale 0
+    sequential_guidance: bool = False  # negative and positive as two half-batch calls (less memory)
     compile: str = "off"  # off | default | reduce-overhead (CUDA graphs) | max-autotune-no-cudagraphs | ...
     compile_warmup: bool = True  # with compile on: compile the default 1024² bucket when the models load
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import ControlNetModel
+from diffusers import ControlNetModel, UNet2DConditionModel
 
 from pipelines.errors import ValidationError
 from pipelines.generation import GenerationEngine, GenerationRequest, Photo
@@ -56,7 +56,13 @@ def test_defaults_turn_the_safe_levers_on_and_compilation_off():
     settings = Settings()
     assert (settings.channels_last, settings.fuse_qkv, settings.skip_idle_controlnet) == (True, True, True)
     assert (settings.attention, settings.compile, settings.dtype) == ("sdpa", "off", "auto")
-    assert {lever.name for lever in CPU_LEVERS} == {"channels_last", "fuse_qkv", "skip_idle_controlnet"}
+    assert not settings.sequential_guidance
+    assert {lever.name for lever in CPU_LEVERS} == {
+        "channels_last",
+        "fuse_qkv",
+        "skip_idle_controlnet",
+        "sequential_guidance",
+    }
     stock = stock_settings(settings)
     assert (stock.channels_last, stock.fuse_qkv, stock.skip_idle_controlnet, stock.compile) == (
         False,
@@ -114,6 +120,41 @@ def test_all_default_levers_together_give_the_stock_images(pose, stock_images):
     engine_settings = Settings(preset="tiny")
     difference = (decoded(engine_settings, pose) - stock_images["full"]).abs().max().item()
     assert difference <= TOLERANCE
+
+
+def test_every_cpu_lever_together_gives_the_stock_images(pose, stock_images):
+    """The ControlNet skip inside each half of sequential guidance, on fused, NHWC models."""
+    settings = STOCK.replace(**{lever.setting: lever.trials[0] for lever in CPU_LEVERS})
+    changes = {"full": {}, "scale 0": {"controlnet_scale": 0.0}, "end 0.5": {"control_guidance_end": 0.5}}
+    for case, images in stock_images.items():
+        difference = (decoded(settings, pose, **changes[case]) - images).abs().max().item()
+        assert difference <= TOLERANCE, (case, difference)
+
+
+@pytest.mark.parametrize(
+    ("sequential", "changes", "unet_batches", "controlnet_batches"),
+    [
+        (False, {}, [4] * 4, [4] * 4),  # stock: negative and positive of 2 samples in one batch of 4
+        (True, {}, [2] * 8, [2] * 8),  # the negative half, then the positive half
+        (True, {"samples": 1, "guidance_scale": 1.0}, [1] * 4, [1] * 4),  # odd batch: one call
+        (True, {"samples": 1, "control_guidance_end": 0.5}, [1] * 8, [1] * 4),  # skip, half by half
+    ],
+)
+def test_sequential_guidance_calls_each_model_on_half_batches(
+    pose, monkeypatch, sequential, changes, unet_batches, controlnet_batches
+):
+    batches: dict[str, list[int]] = {"unet": [], "controlnet": []}
+    for name, model_class in (("unet", UNet2DConditionModel), ("controlnet", ControlNetModel)):
+        original = model_class.forward
+
+        def recording(self, sample, *args, _record=batches[name], _original=original, **kwargs):
+            _record.append(sample.shape[0])
+            return _original(self, sample, *args, **kwargs)
+
+        monkeypatch.setattr(model_class, "forward", recording)
+    settings = STOCK.replace(sequential_guidance=sequential, skip_idle_controlnet=True)
+    GenerationEngine.from_settings(settings).generate(request(**changes), pose)
+    assert batches == {"unet": unet_batches, "controlnet": controlnet_batches}
 
 
 def test_fused_projections_share_memory_with_the_originals():

@@ -45,6 +45,7 @@ SETTINGS_FLAGS = (
     "channels_last",
     "fuse_qkv",
     "skip_idle_controlnet",
+    "sequential_guidance",
     "compile",
     "compile_warmup",
 )

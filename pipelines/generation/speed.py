@@ -7,6 +7,7 @@ Levers that cannot run on a CPU are skipped there with a warning, so the tiny pr
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -109,6 +110,55 @@ def _skip_idle_controlnet(pipeline: StableDiffusionXLControlNetPipeline, value: 
         pipeline.controlnet.__class__ = IdleSkippingControlNet
 
 
+def _sequential_guidance(pipeline: StableDiffusionXLControlNetPipeline, value: bool) -> None:
+    """Classifier-free guidance as two half-batch calls of the UNet and the ControlNet (negative, then
+    positive) instead of one doubled batch: half the peak activations, at the cost of launching every kernel
+    twice. diffusers batches the halves inside its loop, so each model's forward is wrapped (per instance:
+    the models are shared by every request's pipeline)."""
+    for model in (pipeline.unet, pipeline.controlnet):
+        model.forward = _in_two_halves(model.forward)
+
+
+def _in_two_halves(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """`forward` run on each half of an even batch, the outputs joined again: every tensor argument with
+    the batch's length is split, the rest (timestep, scales) passed as is. With guidance the halves are the
+    negative and the positive; without it, an even number of samples is halved, which gives the same result."""
+
+    @functools.wraps(forward)
+    def halves(*args: Any, **kwargs: Any) -> Any:
+        batch = (args[0] if args else kwargs["sample"]).shape[0]
+        if batch % 2:
+            return forward(*args, **kwargs)
+        size = batch // 2
+        parts = [
+            forward(*_batch_slice(args, batch, start, size), **_batch_slice(kwargs, batch, start, size))
+            for start in (0, size)
+        ]
+        return _joined(*parts)
+
+    return halves
+
+
+def _batch_slice(value: Any, batch: int, start: int, size: int) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value[start : start + size] if value.ndim and value.shape[0] == batch else value
+    if isinstance(value, dict):
+        return {key: _batch_slice(item, batch, start, size) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_batch_slice(item, batch, start, size) for item in value)
+    return value
+
+
+def _joined(first: Any, second: Any) -> Any:
+    if isinstance(first, torch.Tensor):
+        return torch.cat([first, second])
+    if isinstance(first, dict):  # also diffusers' BaseOutput, an OrderedDict
+        return type(first)(**{key: _joined(first[key], second[key]) for key in first})
+    if isinstance(first, (list, tuple)):
+        return type(first)(_joined(a, b) for a, b in zip(first, second, strict=True))
+    return first  # None: the skipped ControlNet's residuals
+
+
 def _compile(pipeline: StableDiffusionXLControlNetPipeline, value: str) -> None:
     """Regional compilation: only the transformer blocks (70 in the UNet, 35 in the ControlNet, two distinct
     shapes), so compiling takes seconds per shape instead of minutes for the whole model."""
@@ -178,6 +228,16 @@ LEVERS: tuple[Lever, ...] = (
         (False,),
         (True,),
         _skip_idle_controlnet,
+    ),
+    Lever(
+        "sequential_guidance",
+        "sequential_guidance",
+        "classifier-free guidance as two half-batch calls of the UNet and ControlNet instead of one doubled "
+        "batch (half the peak activations)",
+        True,
+        (False,),
+        (True,),
+        _sequential_guidance,
     ),
     Lever(
         "compile",
