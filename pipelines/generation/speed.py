@@ -122,7 +122,7 @@ def _sequential_guidance(pipeline: StableDiffusionXLControlNetPipeline, value: b
 def _in_two_halves(forward: Callable[..., Any]) -> Callable[..., Any]:
     """`forward` run on each half of an even batch, the outputs joined again: every tensor argument with
     the batch's length is split, the rest (timestep, scales) passed as is. With guidance the halves are the
-    negative and the positive; without it, an even number of samples is halved, which gives the same result."""
+    negative and the positive; without it, an even number of samples is halved (the same result)."""
 
     @functools.wraps(forward)
     def halves(*args: Any, **kwargs: Any) -> Any:
