@@ -148,3 +148,13 @@ def test_hand_points_on_the_top_or_left_edge_are_skipped_as_the_reference():
     image = draw_pose(PoseResult(64, 96, [person]), "hand-pose")
     assert not image[:, :20].any()  # nothing reaches towards the thumb tip at x = -12
     assert tuple(image[int(hand[5, 1]), 30]) == HAND_JOINT_COLOR
+
+
+def test_hand_and_face_points_scored_exactly_at_the_threshold_are_drawn():
+    person = _body_only({})
+    person.left_hand[:, :2], person.left_hand[:, 2] = (20.0, 30.0), np.float32(0.3)
+    person.face[:, :2], person.face[:, 2] = (40.0, 50.0), np.float32(0.3)
+    image = draw_pose(PoseResult(64, 96, [person]), "full-pose")
+    assert tuple(image[30, 20]) == HAND_JOINT_COLOR and tuple(image[50, 40]) == WHITE
+    person.left_hand[:, 2] = person.face[:, 2] = np.float32(0.29)
+    assert not draw_pose(PoseResult(64, 96, [person]), "full-pose")[[30, 50], [20, 40]].any()

@@ -122,3 +122,19 @@ def test_openpose_body_25_without_a_canvas_loads_with_a_given_size():
     assert person.feet[:, 0].tolist() == [119, 120, 121, 122, 123, 124]
     ours = standing_result()
     assert from_openpose_json(to_openpose_json(ours), canvas=(1, 1)).width == ours.width  # the file wins
+
+
+def test_a_score_of_exactly_the_threshold_hides_body_points_but_keeps_feet_face_and_hands():
+    """The reference: body points need `> 0.3`, the rest are hidden only by `< 0.3`."""
+    keypoints, scores = _numbered_wholebody()
+    at_threshold = np.float32(0.3)
+    scores[0, [0, 17, 23, 91, 112]] = at_threshold  # nose, a foot, a face, a left- and a right-hand point
+    exported = to_openpose_json(PoseResult(2000, 2000, people_from_wholebody(keypoints, scores)))["people"][0]
+    assert exported["pose_keypoints_2d"][:3] == [0.0, 0.0, 0.0]
+    for field, coco_index in [
+        ("foot_keypoints_2d", 17),
+        ("face_keypoints_2d", 23),
+        ("hand_left_keypoints_2d", 91),
+        ("hand_right_keypoints_2d", 112),
+    ]:
+        assert exported[field][:3] == pytest.approx([coco_index, 1000 + coco_index, 0.3]), field

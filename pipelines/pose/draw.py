@@ -102,8 +102,8 @@ def width_factor(width: int, height: int) -> int:
     return 1 + bisect.bisect_right(WIDTH_STEPS_PX, max(width, height))
 
 
-def _visible(points: np.ndarray) -> list[bool]:
-    return is_visible(points[:, 2]).tolist()
+def _visible(points: np.ndarray, part: str) -> list[bool]:
+    return is_visible(points[:, 2], part).tolist()
 
 
 def _pixels(points: np.ndarray) -> list[list[int]]:
@@ -112,7 +112,7 @@ def _pixels(points: np.ndarray) -> list[list[int]]:
 
 def _draw_body(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
     """Limb by limb, then joint by joint, across all people: the reference's overlap order."""
-    bodies = [(person.body[:, :2].tolist(), _visible(person.body)) for person in people]
+    bodies = [(person.body[:, :2].tolist(), _visible(person.body, "body")) for person in people]
     for (start, end), color in zip(LIMBS, LIMB_COLORS.tolist(), strict=True):
         for points, visible in bodies:
             if not (visible[start] and visible[end]):
@@ -129,17 +129,19 @@ def _draw_body(canvas: np.ndarray, people: list[Person], widths: Widths) -> None
                 cv2.circle(canvas, person_pixels[joint], widths.joint_radius, color, thickness=-1)
 
 
-def _drawable(points: np.ndarray) -> list[bool]:
+def _drawable(points: np.ndarray, part: str) -> list[bool]:
     """Hand and face points the reference draws: visible, and not on or past the top or left edge (its
     `x > eps and y > eps` test on truncated pixels), so a bone to an off-canvas point is skipped, not clipped.
     """
-    return (is_visible(points[:, 2]) & (points[:, :2].astype(np.int32) > 0).all(axis=1)).tolist()
+    return (is_visible(points[:, 2], part) & (points[:, :2].astype(np.int32) > 0).all(axis=1)).tolist()
 
 
 def _draw_hands(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
     """Every left hand, then every right hand, as the reference stacks them."""
-    for hand in [person.left_hand for person in people] + [person.right_hand for person in people]:
-        pixels, visible = _pixels(hand), _drawable(hand)
+    hands = [(person.left_hand, "left_hand") for person in people]
+    hands += [(person.right_hand, "right_hand") for person in people]
+    for hand, part in hands:
+        pixels, visible = _pixels(hand), _drawable(hand, part)
         for (start, end), color in zip(HAND_BONES, HAND_BONE_COLORS, strict=True):
             if visible[start] and visible[end]:
                 cv2.line(canvas, pixels[start], pixels[end], color, thickness=widths.hand_bone_thickness)
@@ -150,26 +152,26 @@ def _draw_hands(canvas: np.ndarray, people: list[Person], widths: Widths) -> Non
 
 def _draw_faces(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
     for person in people:
-        for point, visible in zip(_pixels(person.face), _drawable(person.face), strict=True):
+        for point, visible in zip(_pixels(person.face), _drawable(person.face, "face"), strict=True):
             if visible:
                 cv2.circle(canvas, point, widths.face_dot_radius, FACE_COLOR, thickness=-1)
 
 
-def _fill_hull(canvas: np.ndarray, points: np.ndarray) -> None:
-    pixels = points[is_visible(points[:, 2]), :2].astype(np.int32)
+def _fill_hull(canvas: np.ndarray, points: np.ndarray, part: str) -> None:
+    pixels = points[is_visible(points[:, 2], part), :2].astype(np.int32)
     if len(pixels) >= 3:
         cv2.fillConvexPoly(canvas, cv2.convexHull(pixels), MASK_COLOR)
 
 
 def _draw_face_masks(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
     for person in people:
-        _fill_hull(canvas, person.face)
+        _fill_hull(canvas, person.face, "face")
 
 
 def _draw_hand_masks(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
     for person in people:
-        _fill_hull(canvas, person.left_hand)
-        _fill_hull(canvas, person.right_hand)
+        _fill_hull(canvas, person.left_hand, "left_hand")
+        _fill_hull(canvas, person.right_hand, "right_hand")
 
 
 # Each drawer paints one layer for everyone, in the reference's order across people.

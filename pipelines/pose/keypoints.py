@@ -14,10 +14,14 @@ import numpy as np
 
 from pipelines.errors import ValidationError
 
-VISIBILITY_THRESHOLD = 0.3  # a point is visible when its score is above this (strictly, as the reference)
+VISIBILITY_THRESHOLD = 0.3  # a point below this score is not drawn or exported
 
 # Part name -> number of points, in the order DWPose's 134-point (neck inserted) array lays them out.
 PART_SIZES = {"body": 18, "feet": 6, "face": 68, "left_hand": 21, "right_hand": 21}
+
+# Whether a point scored exactly VISIBILITY_THRESHOLD is visible, per part, as the reference decides it: body
+# points need `score > 0.3`; feet, face and hands are hidden by `subset < 0.3`, so 0.3 itself stays.
+VISIBLE_AT_THRESHOLD = {"body": False, "feet": True, "face": True, "left_hand": True, "right_hand": True}
 
 # Neck is inserted at this index of the 133 COCO-WholeBody points, after the 17 COCO body points.
 NECK_INDEX = 17
@@ -42,8 +46,10 @@ BODY_25_TO_18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 BODY_25_FEET = slice(19, 25)
 
 
-def is_visible(scores: np.ndarray) -> np.ndarray:
-    """The one visibility rule, for JSON export and every drawing."""
+def is_visible(scores: np.ndarray, part: str) -> np.ndarray:
+    """The one visibility rule, for JSON export and every drawing (`part`: a PART_SIZES name)."""
+    if VISIBLE_AT_THRESHOLD[part]:
+        return scores >= VISIBILITY_THRESHOLD
     return scores > VISIBILITY_THRESHOLD
 
 
@@ -103,7 +109,9 @@ def people_from_wholebody(keypoints: np.ndarray, scores: np.ndarray) -> list[Per
     # The reference scores the neck 1 if both shoulders are above 0.3, else 0: a flag for its drawing, not
     # a confidence. We keep the same visibility (min > 0.3 exactly when both are > 0.3, so drawings match)
     # but store the weaker shoulder's score, so exported JSON never claims a certainty nobody measured.
-    neck[:, 2] = np.where(is_visible(shoulders[:, :, 2]).all(axis=1), shoulders[:, :, 2].min(axis=1), 0.0)
+    neck[:, 2] = np.where(
+        is_visible(shoulders[:, :, 2], "body").all(axis=1), shoulders[:, :, 2].min(axis=1), 0.0
+    )
     points = np.insert(points, NECK_INDEX, neck, axis=1)
     points[:, OPENPOSE_SLOTS] = points[:, MMPOSE_SOURCES]
     bounds = np.cumsum([0, *PART_SIZES.values()])
@@ -118,9 +126,9 @@ def people_from_wholebody(keypoints: np.ndarray, scores: np.ndarray) -> list[Per
     ]
 
 
-def _visible_only(points: np.ndarray) -> np.ndarray:
+def _visible_only(points: np.ndarray, part: str) -> np.ndarray:
     """Invisible points become 0, 0, 0, as OpenPose writes them."""
-    return np.where(is_visible(points[:, 2:]), points, 0.0).astype(np.float32)
+    return np.where(is_visible(points[:, 2:], part), points, 0.0).astype(np.float32)
 
 
 def to_openpose_json(result: PoseResult) -> dict:
@@ -130,7 +138,7 @@ def to_openpose_json(result: PoseResult) -> dict:
         "canvas_height": int(result.height),
         "people": [
             {
-                JSON_FIELDS[part]: _visible_only(points).ravel().tolist()
+                JSON_FIELDS[part]: _visible_only(points, part).ravel().tolist()
                 for part, points in person.parts().items()
             }
             for person in result.people
@@ -151,7 +159,7 @@ def _parse_part(person: dict, part: str, index: int) -> np.ndarray:
         raise ValidationError(
             f"people[{index}].{JSON_FIELDS[part]} has {flat.size} numbers; expected {counts} (x, y, score)"
         )
-    return _visible_only(flat.reshape(-1, 3))
+    return _visible_only(flat.reshape(-1, 3), part)
 
 
 def _parse_person(person: dict, index: int) -> Person:
