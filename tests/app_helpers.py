@@ -1,5 +1,5 @@
-"""Shared by the UI tests: a generated photo, the real app started as `python app.py --preset tiny`, and a
-browser step."""
+"""Shared by the UI and sweep tests: a generated photo, the real app started as `python app.py --preset tiny`,
+a browser step, and a GPU running out of memory mid-run."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+import torch
+from diffusers import UNet2DConditionModel
 
 REPO = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 90
@@ -142,3 +145,16 @@ def fill_small_generation(page, prompt: str, steps: int, size: int = 128) -> Non
         field = page.locator(f"{selector} input[type=number]")
         field.fill(str(value))
         field.press("Enter")
+
+
+def run_out_of_memory_from_the_nth_unet_call(monkeypatch: pytest.MonkeyPatch, calls: int) -> None:
+    """The GPU running out of memory mid-run: from its `calls`-th call on, the UNet raises what torch does."""
+    original, seen = UNet2DConditionModel.forward, []
+
+    def forward(self, *args, **kwargs):
+        seen.append(1)
+        if len(seen) >= calls:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(UNet2DConditionModel, "forward", forward)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.errors import ValidationError
+from pipelines.errors import GenerationError, ValidationError
 from pipelines.generation import PNG_TEXT_KEY, GenerationEngine, GenerationRequest
 from pipelines.generation.sweep import (
     GRID_BACKGROUND,
@@ -25,7 +25,7 @@ from pipelines.generation.sweep import (
 )
 from pipelines.pose import PoseResult, from_openpose_json
 from pipelines.settings import Settings
-from tests.app_helpers import REPO
+from tests.app_helpers import REPO, run_out_of_memory_from_the_nth_unet_call
 
 SETTINGS = Settings(preset="tiny", pose_models="tiny")
 REQUEST = GenerationRequest(prompt="a dancer in a red coat", num_inference_steps=2, width=128, height=128)
@@ -356,6 +356,24 @@ def test_cancel_during_a_cell_keeps_the_cells_before_it(engine, pose) -> None:
     assert result.cancelled and result.done == 1 and result.images[1] is None
 
 
+def test_a_failing_cell_ends_the_sweep_and_keeps_the_cells_before_it(engine, pose, monkeypatch) -> None:
+    plan = plan_sweep(run_request(num_inference_steps=2), "seed", "1, 3, 5", settings=SETTINGS)
+    run_out_of_memory_from_the_nth_unet_call(monkeypatch, 3)  # the second cell's first step
+    result = run_sweep(engine, plan, pose)
+    assert result.done == 1 and result.images[1:] == [None, None] and not result.cancelled
+    assert result.error.startswith("Out of GPU memory generating 1 x 64x64. Try fewer samples")
+    record = json.loads(json.dumps(result.to_json()))
+    assert (record["cells_done"], record["error"]) == (1, result.error)
+    assert [cell["file"] for cell in record["cells"]] == ["cell-01-r1c1.png", None, None]
+
+
+def test_a_sweep_whose_first_cell_fails_raises_the_error(engine, pose, monkeypatch) -> None:
+    plan = plan_sweep(run_request(num_inference_steps=2), "seed", "1, 3", settings=SETTINGS)
+    run_out_of_memory_from_the_nth_unet_call(monkeypatch, 1)
+    with pytest.raises(GenerationError, match="Out of GPU memory generating 1 x 64x64"):
+        run_sweep(engine, plan, pose)
+
+
 def test_cli_writes_the_grid_the_cells_and_sweep_json(tmp_path, capsys) -> None:
     from pipelines.generation.__main__ import main
 
@@ -401,3 +419,19 @@ def test_cli_writes_the_grid_the_cells_and_sweep_json(tmp_path, capsys) -> None:
     assert capsys.readouterr().err.strip() == (
         "error: this sweep has 9×2 = 18 cells; the limit is 16 (POSE_STUDIO_SWEEP_MAX_CELLS)"
     )
+
+
+def test_cli_saves_the_done_cells_of_a_sweep_that_failed_and_exits_2(tmp_path, capsys, monkeypatch) -> None:
+    from pipelines.generation.__main__ import main
+
+    run_out_of_memory_from_the_nth_unet_call(monkeypatch, 2)  # the second cell (one step each)
+    arguments = ["sweep", "--pose", str(REPO / "assets" / "poses" / "standing.json"), "--prompt", "a dancer"]
+    arguments += ["--x-axis", "seed", "--x-values", "3, 5", "--num-inference-steps", "1", "--preset", "tiny"]
+    arguments += ["--width", str(RUN_SIZE), "--height", str(RUN_SIZE), "--out", str(tmp_path)]
+    assert main(arguments) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"error: the sweep stopped after 1 of 2 cells, which are saved in {tmp_path}: ")
+    assert "Out of GPU memory" in error
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert [cell["file"] for cell in saved["cells"]] == ["cell-01-r1c1.png", None]
+    assert (tmp_path / "cell-01-r1c1.png").is_file() and (tmp_path / "grid.png").is_file()

@@ -16,7 +16,15 @@ from PIL import Image
 from pipelines.generation import PNG_TEXT_KEY, GenerationRequest
 from pipelines.generation.sweep import AXES, GRID_PLACEHOLDER, grid_layout, plan_sweep
 from pipelines.settings import Settings
-from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, PANEL, REPO, fill_small_generation, running_app
+from tests.app_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PANEL,
+    REPO,
+    fill_small_generation,
+    run_out_of_memory_from_the_nth_unet_call,
+    running_app,
+)
 from ui.handlers import PoseStudio
 from ui.sweep import SweepHandlers
 
@@ -29,6 +37,16 @@ TIMEOUT_MS = 60_000
 def studio(tmp_path_factory) -> PoseStudio:
     cache = tmp_path_factory.mktemp("cache")
     return PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=str(cache)))
+
+
+def grey_cells(grid: str, x_axis: str, x_values: str) -> list[bool]:
+    """Per cell of a one-axis grid of SIZE² cells: whether it is the grey placeholder (not done)."""
+    pixels = np.asarray(Image.open(grid).convert("RGB"))
+    plan = plan_sweep(GenerationRequest(prompt="a"), x_axis, x_values, settings=Settings())
+    return [
+        bool((pixels[top:bottom, left:right] == GRID_PLACEHOLDER).all())
+        for left, top, right, bottom in grid_layout(plan, (SIZE,) * 2).cells
+    ]
 
 
 def test_cancel_button_stops_the_grid_and_keeps_the_done_cells(studio) -> None:
@@ -47,12 +65,7 @@ def test_cancel_button_stops_the_grid_and_keeps_the_done_cells(studio) -> None:
     assert status == "Cancelled: 1 of 3 cells done (seeds from the Seed axis); the rest are grey."
     assert [caption for _, caption in cells] == ["Seed 1"]
     assert [Path(path).name for path in files] == ["pose-studio-sweep.zip", "grid.png", "cell-01-r1c1.png"]
-    pixels = np.asarray(Image.open(grid).convert("RGB"))
-    layout = grid_layout(
-        plan_sweep(GenerationRequest(prompt="a"), "seed", "1, 3, 5", settings=Settings()), (SIZE,) * 2
-    )
-    for left, top, right, bottom in layout.cells[1:]:
-        assert (pixels[top:bottom, left:right] == GRID_PLACEHOLDER).all()
+    assert grey_cells(grid, "seed", "1, 3, 5") == [False, True, True]
     assert any(update[3].startswith("cell 1 of 3 · step ") for update in updates)  # "cell k of N" status
 
 
@@ -70,6 +83,21 @@ def test_the_generation_cancel_button_does_not_stop_a_sweep(studio) -> None:
     )
     assert [caption for _, caption in cells] == ["Seed 1", "Seed 3"]
     assert status == "2 cells, seeds from the Seed axis."
+
+
+def test_a_failing_cell_keeps_the_done_cells_and_says_why(studio, monkeypatch) -> None:
+    run_out_of_memory_from_the_nth_unet_call(monkeypatch, 3)  # the second cell's first step
+    panel = PANEL | {"num_inference_steps": 2, "width": SIZE, "height": SIZE}
+    axes = {"x_axis": "seed", "x_values": "1, 3, 5", "y_axis": "", "y_values": ""}
+    with pytest.warns(UserWarning, match="The sweep stopped early; the finished cells are kept. Out of GPU"):
+        *_, (grid, cells, files, status) = SweepHandlers(studio).run_stream(str(POSE), **axes, **panel)
+    assert [caption for _, caption in cells] == ["Seed 1"]
+    assert [Path(path).name for path in files] == ["pose-studio-sweep.zip", "grid.png", "cell-01-r1c1.png"]
+    assert grey_cells(grid, "seed", "1, 3, 5") == [False, True, True]
+    assert status.startswith(
+        "Stopped after 1 of 3 cells (seeds from the Seed axis); the rest are grey because the next cell "
+        "failed: Out of GPU memory generating 1 x 64x64."
+    )
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,7 @@ NO_AXIS = ""  # the Y dropdown's "none": a one-row sweep
 DEFAULT_X_AXIS = "guidance_scale"
 ARCHIVE_NAME = "pose-studio-sweep.zip"
 SWEEP_RUN = "sweep"  # the kind of run Cancel sweep stops (see ui.state.CancelFlags)
+SWEEP_STOPPED_EARLY = "The sweep stopped early; the finished cells are kept."  # + the failing cell's error
 AXIS_API = ("x_axis", "x_values", "y_axis", "y_values")
 SWEEP_API = ("prompt", *AXIS_API, "negative_prompt", *SAMPLER_API)  # /sweep's parameters after `image`
 
@@ -79,6 +80,11 @@ class SavedSweep:
         if result.cancelled:
             return (
                 f"Cancelled: {result.done} of {len(plan.cells)} cells done ({seed_text}); the rest are grey."
+            )
+        if result.error:
+            return (
+                f"Stopped after {result.done} of {len(plan.cells)} cells ({seed_text}); the rest are grey "
+                f"because the next cell failed: {result.error}"
             )
         return f"{shape} cells, {seed_text}."
 
@@ -187,6 +193,8 @@ class SweepHandlers:
                         images[payload.cell.index] = payload.image
                         yield render_grid(plan, images)
                     elif kind == "result":
+                        if payload.error:
+                            gr.Warning(f"{SWEEP_STOPPED_EARLY} {payload.error}")
                         yield self._save(payload)
 
     def _save(self, result: SweepResult) -> SavedSweep:

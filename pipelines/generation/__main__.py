@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.errors import UserError
+from pipelines.errors import GenerationError, UserError
 from pipelines.generation.engine import GenerationEngine, GenerationRequest, Photo, PoseInput
 from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.generation.presets import PRESETS, download_models
@@ -156,7 +156,13 @@ def _sweep(args: argparse.Namespace, settings: Settings) -> list[str]:
     plan = plan_sweep(request, args.x_axis, args.x_values, args.y_axis, args.y_values, settings=settings)
     pose = load_pose(args.pose, args.pose_kind, settings.max_pixels)
     result = run_sweep(GenerationEngine.from_settings(settings), plan, pose, progress=_print_sweep_progress)
-    return [*map(str, result.save(args.out)), str(args.out / SWEEP_FILE_NAME)]
+    written = [*map(str, result.save(args.out)), str(args.out / SWEEP_FILE_NAME)]
+    if result.error:
+        raise GenerationError(
+            f"the sweep stopped after {result.done} of {len(plan.cells)} cells, which are saved in "
+            f"{args.out}: {result.error}"
+        )
+    return written
 
 
 def _run(command: Callable[[argparse.Namespace, Settings], list[str]], args: argparse.Namespace) -> int:

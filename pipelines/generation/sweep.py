@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from pipelines.errors import Cancelled, ValidationError
+from pipelines.errors import Cancelled, UserError, ValidationError
 from pipelines.generation import GenerationEngine, GenerationRequest, PoseInput, resolve_seed
 from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.generation.metadata import png_text
@@ -360,7 +360,8 @@ def run_sweep(
     cancel: threading.Event | None = None,
 ) -> SweepResult:
     """Run the plan batch by batch. Cancelling stops the grid and keeps the cells already done (the result
-    says `cancelled`); any other failure propagates."""
+    says `cancelled`). So does a cell that fails with a UserError (out of memory, say) once some cells are
+    done: the result keeps them and says why in `error`. A failure before any cell is done propagates."""
     total = len(plan.cells)
     result = SweepResult(plan, [None] * total, [None] * total)
     for batch in plan.batches:
@@ -376,6 +377,11 @@ def run_sweep(
             generated = engine.generate(request, pose, progress=on_step if progress else None, cancel=cancel)
         except Cancelled:
             result.cancelled = True
+            break
+        except UserError as error:
+            if not result.done:
+                raise
+            result.error = str(error)
             break
         result.conditioning, result.models = generated.conditioning, generated.models
         for index, image, seed in zip(batch, generated.images, generated.seeds, strict=True):
@@ -401,6 +407,7 @@ class SweepResult:
     conditioning: Image.Image | None = None  # the pose image every cell was conditioned on
     models: dict[str, str] = dataclasses.field(default_factory=dict)  # for the PNG metadata
     cancelled: bool = False
+    error: str | None = None  # why a cell failed, ending the sweep early (the cells before it are kept)
 
     @property
     def done(self) -> int:
@@ -434,6 +441,7 @@ class SweepResult:
             "conditioning": CONDITIONING_FILE_NAME if self.conditioning else None,
             "models": self.models,
             "cancelled": self.cancelled,
+            "error": self.error,
             "cells_done": self.done,
             "cells": cells,
         }
