@@ -69,6 +69,22 @@ def test_cancel_button_stops_the_grid_and_keeps_the_done_cells(studio) -> None:
     assert any(update[3].startswith("cell 1 of 3 · step ") for update in updates)  # "cell k of N" status
 
 
+def test_cancel_sweep_reaches_a_sweep_still_waiting_in_the_queue(studio, monkeypatch) -> None:
+    session = SimpleNamespace(session_hash="sweep-cancel-queued")
+    sweeps = SweepHandlers(studio)
+    sweeps.arm(session)  # Run sweep: armed before the sweep joins the queue
+    sweeps.cancel(session)  # Cancel sweep while it waits
+    run_out_of_memory_from_the_nth_unet_call(monkeypatch, 1)  # the UNet must not run at all
+    panel = PANEL | {"num_inference_steps": 2, "width": SIZE, "height": SIZE}
+    axes = {"x_axis": "seed", "x_values": "1, 3", "y_axis": "", "y_values": ""}
+    *_, (grid, cells, files, status) = sweeps.run_stream(str(POSE), **axes, **panel, request=session)
+    assert (grid, cells, files, status) == (None, [], [], "Cancelled before any cell finished.")
+    sweeps.arm(session)  # the next Run sweep is not cancelled
+    monkeypatch.undo()
+    *_, (_, cells, _, status) = sweeps.run_stream(str(POSE), **axes, **panel, request=session)
+    assert [caption for _, caption in cells] == ["Seed 1", "Seed 3"]
+
+
 def test_the_generation_cancel_button_does_not_stop_a_sweep(studio) -> None:
     session = SimpleNamespace(session_hash="generation-cancel")
 

@@ -57,38 +57,52 @@ class LruCache(Generic[Value]):
 
 
 class CancelFlags:
-    """One threading.Event per running (session, kind of run): Cancel sets it, the engine polls it between
-    steps. Keyed by kind too, so a session's Cancel ("generation") and Cancel sweep ("sweep") each stop only
-    their own run.
+    """One threading.Event per (session, kind of run): Cancel sets it, the engine polls it between steps.
+    Keyed by kind too, so a session's Cancel ("generation") and Cancel sweep ("sweep") each stop only their
+    own run.
 
-    Gradio's `cancels=` stops the event on the server's side, but the denoising thread only stops when the
-    engine sees its flag, which is what frees the GPU for the next person in the queue."""
+    A run may be armed when it is requested, before it waits in the queue: Cancel then reaches it while it
+    waits too, and the run finds its flag already set when it starts. Gradio's `cancels=` also stops an event
+    on the server's side, but the denoising thread only stops when the engine sees its flag, which is what
+    frees the GPU for the next person in the queue."""
 
     def __init__(self) -> None:
-        self._flags: dict[tuple[str | None, str], threading.Event] = {}
+        self._armed: dict[tuple[str, str], threading.Event] = {}
+        self._running: dict[tuple[str, str], threading.Event] = {}
         self._lock = threading.Lock()
+
+    def arm(self, session: str | None, kind: str) -> None:
+        """A fresh flag for the next run of `kind` in `session`: Cancel can set it before the run starts."""
+        if session:
+            with self._lock:
+                self._armed[(session, kind)] = threading.Event()
 
     @contextmanager
     def run(self, session: str | None, kind: str) -> Iterator[threading.Event]:
-        """A fresh, unset flag for one run, which Cancel of `kind` in `session` sets; it is set when the run
-        ends however it ends (done, failed, or closed by Gradio), which stops its worker thread. Runs without
-        a session (API calls) get a private flag."""
-        flag, key = threading.Event(), (session, kind)
+        """The run's flag (the armed one, maybe set already, else a fresh one), which Cancel of `kind` in
+        `session` sets; it is set when the run ends however it ends (done, failed, or closed by Gradio),
+        which stops its worker thread. Runs without a session (API calls) get a private flag."""
+        flag = threading.Event()
         if session:
+            key = (session, kind)
             with self._lock:
-                self._flags[key] = flag
+                flag = self._armed.pop(key, None) or flag
+                self._running[key] = flag
         try:
             yield flag
         finally:
             flag.set()
-            with self._lock:
-                if self._flags.get(key) is flag:
-                    del self._flags[key]
+            if session:
+                with self._lock:
+                    if self._running.get(key) is flag:
+                        del self._running[key]
 
     def cancel(self, session: str, kind: str) -> bool:
+        """Set the flags of the session's running and waiting run of `kind` (the waiting one's stays armed,
+        so the run finds it set when it starts); False when there is neither."""
+        key = (session, kind)
         with self._lock:
-            flag = self._flags.pop((session, kind), None)
-        if flag is None:
-            return False
-        flag.set()
-        return True
+            flags = [flag for flag in (self._armed.get(key), self._running.pop(key, None)) if flag]
+        for flag in flags:
+            flag.set()
+        return bool(flags)

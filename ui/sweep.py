@@ -70,13 +70,16 @@ class SavedSweep:
         return str(self.images[0]) if self.result.done else None
 
     def files(self) -> list[str]:
-        return [str(self.archive), *map(str, self.images)]
+        """The downloads: the zip, the grid and each cell; none when no cell finished."""
+        return [str(self.archive), *map(str, self.images)] if self.result.done else []
 
     def summary(self) -> str:
         result, plan = self.result, self.result.plan
         shape = f"{plan.columns}×{plan.rows} = {len(plan.cells)}" if plan.y else f"{len(plan.cells)}"
         seeds = {cell.request.seed for cell in plan.cells}
         seed_text = f"seed {seeds.pop()}" if len(seeds) == 1 else "seeds from the Seed axis"
+        if result.cancelled and not result.done:
+            return "Cancelled before any cell finished."
         if result.cancelled:
             return (
                 f"Cancelled: {result.done} of {len(plan.cells)} cells done ({seed_text}); the rest are grey."
@@ -149,8 +152,13 @@ class SweepHandlers:
             elif isinstance(update, Image.Image):
                 yield update, skip, skip
 
+    def arm(self, request: gr.Request | None = None) -> None:
+        """Run sweep, before the sweep joins the queue: Cancel sweep can then stop it while it waits."""
+        self.studio.cancel_flags.arm(session_of(request), SWEEP_RUN)
+
     def cancel(self, request: gr.Request | None = None) -> None:
-        """The Cancel sweep button: stop this session's sweep at the next step (not its generation)."""
+        """The Cancel sweep button: stop this session's sweep at the next step, or before it starts if it
+        is still waiting in the queue (not its generation)."""
         self.studio.cancel_flags.cancel(session_of(request), SWEEP_RUN)
 
     def _updates(
@@ -252,7 +260,7 @@ def build_sweep_section(
         )
     for axis, values in ((x_axis, x_values), (y_axis, y_values)):
         axis.change(_values_placeholder, axis, values, queue=False, **ui_event)
-    run.click(
+    run.click(sweeps.arm, None, None, queue=False, **ui_event).then(
         gpu_task(sweeps.run_stream),
         [pose.upload, x_axis, x_values, y_axis, y_values],
         [grid, cells, files, status],
