@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipelines.pose.keypoints import Person, PoseResult, people_from_wholebody
 from pipelines.pose.tiny import TEMPLATE_SCORE, standing_template
 
 # The hosted DWPose endpoint's example photo, beside the checkout (tests that need it skip without it).
 SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "shared/data/pose_sample.jpg"
+needs_sample_photo = pytest.mark.skipif(
+    not SAMPLE_PHOTO.is_file(), reason=f"{SAMPLE_PHOTO} (beside the checkout) is not available"
+)
 
 
 def standing_person(scale: float = 2.0, offset: tuple[float, float] = (0.0, 0.0)) -> Person:

@@ -27,7 +27,7 @@ from pipelines.generation.tiny import SDXL_SCHEDULER_CONFIG
 from pipelines.images import letterbox, load_image, sdxl_bucket
 from pipelines.pose import PoseEstimator, PoseResult, draw_conditioning, to_openpose_json
 from pipelines.settings import Settings
-from tests.pose_samples import SAMPLE_PHOTO, standing_crop
+from tests.pose_samples import SAMPLE_PHOTO, needs_sample_photo, standing_crop
 
 SIZE = 64  # small enough for seconds per test; 64 px = an 8x8 latent, still three UNet levels
 
@@ -274,6 +274,7 @@ def test_a_skeleton_image_is_letterboxed_never_stretched(engine):
     assert (rows[0], rows[-1]) == (24, 39)  # 80x40 -> 64x32, centred: 16 black rows above and below
 
 
+@needs_sample_photo
 def test_a_photo_runs_pose_detection_first(pose):
     estimator = PoseEstimator.from_settings(Settings(pose_models="tiny"))
     engine = GenerationEngine.from_settings(Settings(preset="tiny"), pose_estimator=estimator)

@@ -17,7 +17,7 @@ import pipelines.generation.__main__ as cli
 from benchmarks.bench_generate import random_sdxl
 from pipelines.generation import PNG_TEXT_KEY, Photo
 from pipelines.pose import PoseResult, draw_pose, to_openpose_json
-from tests.pose_samples import SAMPLE_PHOTO, standing_crop
+from tests.pose_samples import SAMPLE_PHOTO, needs_sample_photo, standing_crop
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,6 +67,7 @@ def test_cli_reports_a_bad_request_as_an_error(pose, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@needs_sample_photo
 def test_pose_files_are_read_as_json_skeleton_or_photo(pose, tmp_path):
     skeleton_file = tmp_path / "skeleton.png"
     skeleton = draw_pose(pose)

@@ -14,7 +14,7 @@ from pipelines.generation.speed import LEVERS, IdleSkippingControlNet, stock_set
 from pipelines.images import load_image
 from pipelines.pose import PoseEstimator, PoseResult
 from pipelines.settings import Settings
-from tests.pose_samples import SAMPLE_PHOTO, standing_crop
+from tests.pose_samples import SAMPLE_PHOTO, needs_sample_photo, standing_crop
 
 SIZE = 64
 # Max abs difference of decoded images (floats in [-1, 1]) allowed for levers that reorder float sums
@@ -218,6 +218,7 @@ def test_runtime_reports_device_dtype_and_levers(pose):
     assert result.to_json()["runtime"] == result.runtime
 
 
+@needs_sample_photo
 def test_runtime_reports_the_pose_provider_once_dwpose_ran():
     estimator = PoseEstimator.from_settings(Settings(pose_models="tiny"))
     engine = GenerationEngine.from_settings(Settings(preset="tiny"), pose_estimator=estimator)

@@ -25,7 +25,7 @@ from pipelines.pose.models import CPU, DETECTOR_FILE, POSE_FILE, create_session,
 from pipelines.pose.tiny import TEMPLATE_SCORE, ensure_tiny_models, standing_template
 from pipelines.settings import Settings
 from tests.onnx_builders import box_detector, simcc_pose_model, write_models
-from tests.pose_samples import SAMPLE_PHOTO
+from tests.pose_samples import SAMPLE_PHOTO, needs_sample_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE_W, IMAGE_H = 1280, 960  # detector ratio r = 0.5
@@ -236,7 +236,7 @@ def test_tiny_models_put_a_standing_figure_inside_the_content(tmp_path):
     assert sum(path.stat().st_size for path in (tmp_path / "tiny-dwpose").iterdir()) < 100_000
 
 
-@pytest.mark.skipif(not SAMPLE_PHOTO.is_file(), reason="shared/data/pose_sample.jpg is not available")
+@needs_sample_photo
 def test_tiny_models_on_the_sample_photo(tmp_path):
     image = load_image(SAMPLE_PHOTO)
     estimator = PoseEstimator.from_settings(
