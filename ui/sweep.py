@@ -230,8 +230,9 @@ def build_sweep_section(
     with gr.Accordion("X/Y sweep: compare settings side by side", open=False, elem_id="sweep"):
         gr.Markdown(
             "Every other parameter comes from the generation panel, and every cell uses the same seed unless "
-            "Seed is an axis. Values: lists `3, 5.5, 7.5`, ranges `4-10 (+2)` or `1-0 (-0.25)`, scheduler "
-            "names; for Prompt S/R the first value is a word of the prompt and each value replaces it in "
+            "Seed is an axis. Each cell is one image (Samples is not used). Values: lists `3, 5.5, 7.5`, "
+            "ranges `4-10 (+2)` or `1-0 (-0.25)`, scheduler names; for Prompt S/R the first value is a word "
+            "of the prompt and each value replaces it in "
             f"turn. At most {studio.settings.sweep_max_cells} cells."
         )
         with gr.Row():
