@@ -20,6 +20,7 @@ from PIL import Image
 
 import app
 from pipelines.generation import SCHEDULERS
+from pipelines.generation.metadata import parse_infotext
 from pipelines.pose import DrawMode, draw_pose, from_openpose_json
 from tests.app_helpers import REPO, running_app, synthetic_photo, write_png
 
@@ -118,7 +119,7 @@ def test_generate_with_every_scheduler_returns_its_seeds(client):
         assert [item["caption"] for item in images] == [f"seed {100 + index}"]
         with Image.open(images[0]["image"]) as image:
             assert (image.format, image.size) == ("PNG", (128, 128))
-            assert f"Sampler: {name}, " in image.text["parameters"]
+            assert parse_infotext(image.text["parameters"]).fields["scheduler"] == name
 
 
 def test_two_samples_get_consecutive_seeds(client):

@@ -53,7 +53,7 @@ def test_cli_writes_pngs_with_parameters_and_result_json(pose, tmp_path):
         "Negative prompt: blurry",
         "Steps: 2, Sampler: DDIM, CFG scale: 7.5, Seed: 21, Size: 64x64, Model: tiny, "
         'ControlNet 0: "Module: none, Model: tiny, Weight: 1.0, Guidance Start: 0.0, Guidance End: 1.0", '
-        "Version: pose-studio",
+        "Pose hands: False, Pose face: False, Pose thick lines: False, Version: pose-studio",
     ]
     assert "Seed: 22," in Image.open(out / saved["images"][1]).text[PNG_TEXT_KEY]
 

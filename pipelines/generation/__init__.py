@@ -11,7 +11,7 @@ from pipelines.generation.engine import (
     ProgressCallback,
     resolve_seed,
 )
-from pipelines.generation.metadata import PNG_TEXT_KEY, infotext
+from pipelines.generation.metadata import PNG_TEXT_KEY, Infotext, infotext, parse_infotext, read_png_infotext
 from pipelines.generation.presets import PRESETS, download_models
 from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
 
@@ -24,11 +24,14 @@ __all__ = [
     "GenerationEngine",
     "GenerationRequest",
     "GenerationResult",
+    "Infotext",
     "Photo",
     "PoseInput",
     "PreviewCallback",
     "ProgressCallback",
     "download_models",
     "infotext",
+    "parse_infotext",
+    "read_png_infotext",
     "resolve_seed",
 ]

@@ -1,6 +1,7 @@
 """Command line: generate from a pose file, or prefetch the weights, or run an X/Y sweep.
 
     python -m pipelines.generation --pose POSE.json|SKELETON.png|PHOTO.jpg --prompt "..." [--samples 2 ...]
+    python -m pipelines.generation --from-png OLD.png [--pose POSE] [any flag]   # re-make a PNG's image
     python -m pipelines.generation --download          # fetch the configured preset's weights, then exit
     python -m pipelines.generation sweep ...           # see `python -m pipelines.generation sweep --help`
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from pipelines.errors import GenerationError, UserError
 from pipelines.generation.engine import GenerationEngine, GenerationRequest, Photo, PoseInput
 from pipelines.generation.inputs import is_openpose_skeleton
+from pipelines.generation.metadata import Infotext, parse_infotext, read_png_infotext
 from pipelines.generation.presets import PRESETS, download_models
 from pipelines.generation.sweep import AXES, SWEEP_FILE_NAME, SweepProgress, plan_sweep, run_sweep
 from pipelines.images import load_image
@@ -51,9 +53,12 @@ SETTINGS_FLAGS = (
 )
 ARGUMENT_TYPES = {"str": str, "int": int, "float": float, "int | None": int}
 POSE_KINDS = ("auto", "json", "skeleton", "photo")
+CONDITIONING_FILE = "conditioning.png"  # what GenerationResult.save writes beside the samples
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(request_defaults: bool = True) -> argparse.ArgumentParser:
+    """`request_defaults=False` (with --from-png): request flags default to None, so only the flags given
+    override the PNG's parameters."""
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.generation",
         description="Generate SDXL images that follow a pose. First argument `sweep`: an X/Y sweep instead.",
@@ -62,11 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("outputs"), help="folder for the PNGs and result.json"
     )
     parser.add_argument("--download", action="store_true", help="fetch the preset's weights and exit")
-    add_generation_flags(parser)
+    parser.add_argument(
+        "--from-png",
+        type=Path,
+        help="re-make a PNG saved by Pose Studio or AUTOMATIC1111 from its parameters; request flags given "
+        f"override them; the pose is --pose, else the {CONDITIONING_FILE} saved beside the PNG",
+    )
+    add_generation_flags(parser, request_defaults=request_defaults)
     return parser
 
 
-def add_generation_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+def add_generation_flags(
+    parser: argparse.ArgumentParser, skip: tuple[str, ...] = (), request_defaults: bool = True
+) -> None:
     """--pose, --pose-kind, a flag per GenerationRequest field (but `skip`) and the model settings: the one
     flag table of every command that generates (this one and `sweep`)."""
     parser.add_argument("--pose", type=Path, help="OpenPose JSON, a skeleton image, or a photo")
@@ -74,7 +87,7 @@ def add_generation_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
     request = parser.add_argument_group("request")
     for field in dataclasses.fields(GenerationRequest):
         if field.name not in skip:
-            _add_flag(request, field.name, field.type, field.default)
+            _add_flag(request, field.name, field.type, field.default if request_defaults else None)
     models = parser.add_argument_group("models (default: POSE_STUDIO_* environment, then built-in)")
     settings_fields = {field.name: field for field in dataclasses.fields(Settings)}
     for name in SETTINGS_FLAGS:
@@ -144,11 +157,32 @@ def _print_sweep_progress(report: SweepProgress) -> None:
 def _generate(args: argparse.Namespace, settings: Settings) -> list[str]:
     if args.download:
         return [f"{role}: {folder}" for role, folder in download_models(settings).items()]
+    request = _request_from_png(args) if args.from_png else request_from(args)
     pose = load_pose(args.pose, args.pose_kind, settings.max_pixels)
     engine = GenerationEngine.from_settings(settings)
-    result = engine.generate(request_from(args), pose, progress=_print_step)
+    result = engine.generate(request, pose, progress=_print_step)
     paths = result.save(args.out)
     return [*map(str, paths), json.dumps({"seeds": result.seeds, "timings": result.timings})]
+
+
+def _request_from_png(args: argparse.Namespace) -> GenerationRequest:
+    """The PNG's parameters with the flags given on top; says on stderr what it did not use. Without --pose
+    the pose is the conditioning image saved beside the PNG, which re-makes the image pixel for pixel."""
+    parsed: Infotext = parse_infotext(read_png_infotext(args.from_png))
+    names = [field.name for field in dataclasses.fields(GenerationRequest)]
+    request = GenerationRequest(**parsed.request_fields(**{name: getattr(args, name) for name in names}))
+    if parsed.ignored:
+        print(f"note: not used from the PNG: {', '.join(parsed.ignored)}", file=sys.stderr)
+    for note in parsed.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.pose is None:
+        args.pose = args.from_png.parent / CONDITIONING_FILE
+        if not args.pose.is_file():
+            raise GenerationError(
+                f"the PNG does not carry its pose and there is no {CONDITIONING_FILE} beside it: give --pose"
+            )
+        print(f"note: pose from {args.pose}", file=sys.stderr)
+    return request
 
 
 def _sweep(args: argparse.Namespace, settings: Settings) -> list[str]:
@@ -186,10 +220,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--y-axis and --y-values go together")
         command = _sweep
     else:
-        parser = build_parser()
+        parser = build_parser(request_defaults=not any(arg.startswith("--from-png") for arg in argv))
         args = parser.parse_args(argv)
         command = _generate
-    if args.pose is None and not getattr(args, "download", False):
+    if args.pose is None and not getattr(args, "download", False) and not getattr(args, "from_png", None):
         parser.error("--pose is required" + (" (or --download)" if command is _generate else ""))
     return _run(command, args)
 

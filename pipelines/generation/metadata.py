@@ -1,14 +1,39 @@
 """The text saved with each PNG, in the "parameters" layout of AUTOMATIC1111's web UI, which image viewers,
-Civitai and most SD tools parse: prompt, "Negative prompt: ...", then one line of "Key: value" pairs."""
+Civitai and most SD tools parse: prompt, "Negative prompt: ...", then one line of "Key: value" pairs.
+
+Both ways: `infotext` writes it (samplers in A1111's names, see `schedulers.SCHEDULERS`), `parse_infotext`
+reads ours and A1111's back into request fields, so a PNG's image can be made again."""
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import io
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from PIL import Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
+from pipelines.errors import ImageError, ValidationError
+from pipelines.generation.schedulers import (
+    A1111_DEFAULT_SCHEDULES,
+    A1111_SCHEDULES,
+    SCHEDULERS,
+    a1111_name,
+)
+
 PNG_TEXT_KEY = "parameters"
+NEGATIVE_PREFIX = "Negative prompt:"
+CONTROLNET_KEYS = ("ControlNet 0", "ControlNet")  # sd-webui-controlnet's first unit; older versions: no index
+# Pose-conditioning fields A1111 has no key for; ours, so a PNG re-makes its image exactly.
+POSE_KEYS = {"Pose hands": "include_hands", "Pose face": "include_face", "Pose thick lines": "thick_lines"}
+# A "Key: value" pair of the last line; a value in double quotes may hold commas (A1111's own pattern).
+_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_SIZE = re.compile(r"(\d+)\s*x\s*(\d+)")
+MIN_PARAMS_LINE = 3  # fewer "Key: value" pairs on the last line: it is part of the prompt (as A1111 decides)
 
 
 def model_name(model_id: str) -> str:
@@ -27,20 +52,23 @@ def infotext(parameters: dict[str, Any], seed: int, models: dict[str, str]) -> s
             f"Guidance End: {parameters['control_guidance_end']}",
         ]
     )
+    sampler, schedule = a1111_name(parameters["scheduler"])
     settings = {
         "Steps": parameters["num_inference_steps"],
-        "Sampler": parameters["scheduler"],
+        "Sampler": sampler,
+        "Schedule type": schedule,
         "CFG scale": parameters["guidance_scale"],
         "Seed": seed,
         "Size": f"{parameters['width']}x{parameters['height']}",
         "Model": model_name(models.get("base_model", models["preset"])),
         "VAE": model_name(models["vae_model"]) if "vae_model" in models else None,
         "ControlNet 0": f'"{controlnet}"',
+        **{key: parameters[name] for key, name in POSE_KEYS.items() if name in parameters},
         "Version": "pose-studio",
     }
     lines = [parameters["prompt"]]
     if parameters["negative_prompt"]:
-        lines.append(f"Negative prompt: {parameters['negative_prompt']}")
+        lines.append(f"{NEGATIVE_PREFIX} {parameters['negative_prompt']}")
     lines.append(", ".join(f"{key}: {value}" for key, value in settings.items() if value is not None))
     return "\n".join(lines)
 
@@ -49,4 +77,183 @@ def png_text(parameters: dict[str, Any], seed: int, models: dict[str, str]) -> P
     """The PNG text chunk of one sample, for `Image.save(..., pnginfo=...)`; every saved image uses it."""
     text = PngInfo()
     text.add_text(PNG_TEXT_KEY, infotext(parameters, seed, models))
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading it back
+
+
+@dataclass
+class Infotext:
+    """What a PNG's parameters say, as GenerationRequest fields."""
+
+    fields: dict[str, Any]  # GenerationRequest field -> value
+    ignored: dict[str, str] = field(default_factory=dict)  # keys this app does not use -> their text
+    notes: list[str] = field(default_factory=list)  # values read as the nearest thing this app has
+    # field -> why it could not be read (an A1111 sampler we lack): the request needs an override for it
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+    def request_fields(self, **overrides: Any) -> dict[str, Any]:
+        """The fields with `overrides` (None values skipped) on top; ValidationError if a field that could
+        not be read is not overridden."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        for name, problem in self.unreadable.items():
+            if name not in given:
+                raise ValidationError(problem)
+        return {**self.fields, "samples": 1, **given}
+
+
+def _number(kind: Callable[[str], Any]) -> Callable[[str, str], Any]:
+    def read(key: str, text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            noun = "a whole number" if kind is int else "a number"
+            raise ValidationError(f'infotext "{key}: {text}" is not {noun}') from None
+
+    return read
+
+
+def _boolean(key: str, text: str) -> bool:
+    values = {"true": True, "false": False}
+    if text.lower() not in values:
+        raise ValidationError(f'infotext "{key}: {text}" is not True or False')
+    return values[text.lower()]
+
+
+# infotext key -> (GenerationRequest field, reader)
+FIELD_KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "Steps": ("num_inference_steps", _number(int)),
+    "CFG scale": ("guidance_scale", _number(float)),
+    "Seed": ("seed", _number(int)),
+    **{key: (name, _boolean) for key, name in POSE_KEYS.items()},
+}
+CONTROLNET_FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "Weight": ("controlnet_scale", _number(float)),
+    "Guidance End": ("control_guidance_end", _number(float)),
+}
+SCHEDULER_KEYS = ("Sampler", "Schedule type")
+
+
+def _pairs(line: str) -> dict[str, str]:
+    pairs = {}
+    for key, value in _PARAM.findall(line):
+        value = value.strip()
+        if value.startswith('"') and value.endswith('"'):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                value = value[1:-1]
+        pairs[key.strip()] = value
+    return pairs
+
+
+def _split(text: str) -> tuple[str, str, dict[str, str]]:
+    """(prompt, negative prompt, the last line's pairs), as A1111's parse_generation_parameters splits."""
+    lines = text.strip().split("\n")
+    pairs = _pairs(lines[-1]) if len(_PARAM.findall(lines[-1])) >= MIN_PARAMS_LINE else {}
+    if pairs:
+        lines = lines[:-1]
+    prompt: list[str] = []
+    negative: list[str] | None = None
+    for line in lines:
+        if negative is None and line.startswith(NEGATIVE_PREFIX):
+            negative = [line[len(NEGATIVE_PREFIX) :].strip()]
+        elif negative is not None:
+            negative.append(line)
+        else:
+            prompt.append(line)
+    return "\n".join(prompt), "\n".join(negative or []), pairs
+
+
+# A1111 sampler name (with its schedule, None for the plain one) -> ours.
+_FROM_A1111: dict[tuple[str, str | None], str] = {a1111_name(name): name for name in SCHEDULERS}
+
+
+def read_scheduler(sampler: str, schedule: str | None) -> tuple[str | None, list[str]]:
+    """Our scheduler for an infotext `Sampler` (A1111's or ours, old "DPM++ 2M Karras" style names too)
+    and `Schedule type`; None if we have none. Also notes on what could not be kept."""
+    if sampler in SCHEDULERS and schedule is None:
+        return sampler, []
+    for label in A1111_SCHEDULES:  # "DPM2 Karras" -> ("DPM2", "Karras"), as A1111 reads its old names
+        if sampler.lower().endswith(" " + label.lower()):
+            sampler, schedule = sampler[: -len(label) - 1], label
+            break
+    if schedule in (None, "Automatic"):
+        schedule = A1111_DEFAULT_SCHEDULES.get(sampler)
+    if (sampler, schedule) in _FROM_A1111:
+        return _FROM_A1111[sampler, schedule], []
+    plain = _FROM_A1111.get((sampler, None)) or (sampler if sampler in SCHEDULERS else None)
+    if plain is None:
+        return None, []
+    note = f'Schedule type "{schedule}" is not available for {sampler}: using {plain}\'s own schedule'
+    return plain, [note]
+
+
+def parse_infotext(text: str) -> Infotext:
+    """Read an A1111-layout parameters text (ours or A1111's) into GenerationRequest fields. Keys this app
+    does not use are listed in `ignored`; a sampler it lacks is listed in `unreadable`."""
+    prompt, negative, pairs = _split(text)
+    if not pairs:
+        raise ValidationError('the text has no parameters line ("Steps: ..., Sampler: ..., Seed: ...")')
+    result = Infotext(fields={"prompt": prompt, "negative_prompt": negative})
+    controlnet = next((key for key in CONTROLNET_KEYS if key in pairs), None)
+    for key, value in pairs.items():
+        if key in FIELD_KEYS:
+            name, read = FIELD_KEYS[key]
+            result.fields[name] = read(key, value)
+        elif key == "Size":
+            size = _SIZE.fullmatch(value)
+            if size is None:
+                raise ValidationError(f'infotext "Size: {value}" is not WIDTHxHEIGHT')
+            result.fields["width"], result.fields["height"] = int(size[1]), int(size[2])
+        elif key == controlnet:
+            _read_controlnet(key, value, result)
+        elif key not in SCHEDULER_KEYS:
+            result.ignored[key] = value
+    if "Sampler" in pairs:
+        sampler, schedule = pairs["Sampler"], pairs.get("Schedule type")
+        name, notes = read_scheduler(sampler, schedule)
+        result.notes += notes
+        if name is None:
+            result.unreadable["scheduler"] = (
+                f'the sampler "{sampler}" has no equivalent here; choose a scheduler '
+                f"({', '.join(SCHEDULERS)})"
+            )
+        else:
+            result.fields["scheduler"] = name
+    return result
+
+
+def _read_controlnet(key: str, value: str, result: Infotext) -> None:
+    """sd-webui-controlnet's unit text: "Module: ..., Model: ..., Weight: 1, ..., Guidance Start: 0,
+    Guidance End: 1, ..."; weight and end are ours, a start other than 0 is noted (we guide from step 1)."""
+    unit = _pairs(value)
+    for unit_key, text in unit.items():
+        if unit_key in CONTROLNET_FIELDS:
+            name, read = CONTROLNET_FIELDS[unit_key]
+            result.fields[name] = read(f"{key} {unit_key}", text)
+        elif unit_key == "Guidance Start":
+            if _number(float)(f"{key} {unit_key}", text) != 0:
+                result.notes.append(
+                    f"{key} Guidance Start {text} is not supported: the ControlNet guides from the first step"
+                )
+        elif unit_key not in ("Module", "Model"):
+            result.ignored[f"{key} {unit_key}"] = text
+
+
+def read_png_infotext(source: str | Path | bytes) -> str:
+    """The parameters text of a PNG (a path or its bytes); ImageError if it is not a PNG or has none."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            image.load()
+            text = getattr(image, "text", {}).get(PNG_TEXT_KEY)
+    except (UnidentifiedImageError, OSError) as error:
+        raise ImageError(f"could not read the PNG: {error}") from None
+    if not text:
+        raise ImageError(
+            f'the image has no "{PNG_TEXT_KEY}" text (it was not saved by Pose Studio or AUTOMATIC1111, or '
+            "the text was stripped)"
+        )
     return text
