@@ -27,7 +27,7 @@ from pipelines.generation.metadata import Infotext, parse_infotext, read_png_inf
 from pipelines.generation.presets import PRESETS, download_models
 from pipelines.generation.sweep import AXES, SWEEP_FILE_NAME, SweepProgress, plan_sweep, run_sweep
 from pipelines.images import load_image
-from pipelines.pose import from_openpose_json
+from pipelines.pose.formats import read_openpose
 from pipelines.settings import Settings
 
 # Settings a generation run may override from the command line.
@@ -122,7 +122,10 @@ def _add_flag(group: argparse._ArgumentGroup, name: str, type_name: object, defa
 def load_pose(path: Path, kind: str, max_pixels: int) -> PoseInput:
     """Read --pose as OpenPose JSON, a skeleton image (used as is) or a photo (DWPose runs on it)."""
     if kind == "json" or (kind == "auto" and path.suffix.lower() == ".json"):
-        return from_openpose_json(path.read_bytes())
+        pose, notes = read_openpose(path.read_bytes())
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        return pose
     image = load_image(path, max_pixels=max_pixels)
     if kind == "auto":
         kind = "skeleton" if is_openpose_skeleton(image) else "photo"

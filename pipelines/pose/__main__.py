@@ -18,8 +18,9 @@ from PIL import Image
 
 from pipelines.errors import ModelError, UserError
 from pipelines.images import load_image
-from pipelines.pose import DrawMode, draw_pose, from_openpose_json, to_openpose_json
+from pipelines.pose import DrawMode, draw_pose, to_openpose_json
 from pipelines.pose.estimator import PoseEstimator
+from pipelines.pose.formats import for_editors, read_openpose
 from pipelines.pose.models import SOURCES
 from pipelines.settings import Settings
 
@@ -34,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--mode", choices=MODE_NAMES, default=DrawMode.BODY_POSE.value)
     detect.add_argument("--out", type=Path, default=Path("outputs/pose"))
     detect.add_argument("--json", action="store_true", help="also write OpenPose JSON next to each PNG")
+    detect.add_argument(
+        "--json-for-editors",
+        action="store_true",
+        help="write the JSON as sd-webui-controlnet and the OpenPose editors load it (confidence 1.0 for "
+        "each visible point, which their reader needs to keep it)",
+    )
     detect.add_argument("--models-dir", help="folder holding yolox_l.onnx and dw-ll_ucoco_384.onnx")
     detect.add_argument("--device", choices=["auto", "cpu", "cuda"])
     detect.add_argument("--models", choices=list(SOURCES), help="'tiny' is the generated offline stand-in")
@@ -77,8 +84,11 @@ def _detect(args: argparse.Namespace) -> int:
             continue
         png = args.out / f"{stem}.png"
         Image.fromarray(draw_pose(result, args.mode)).save(png)
-        if args.json:
-            png.with_suffix(".json").write_text(json.dumps(to_openpose_json(result)))
+        if args.json or args.json_for_editors:
+            exported = to_openpose_json(result)
+            png.with_suffix(".json").write_text(
+                json.dumps(for_editors(exported) if args.json_for_editors else exported)
+            )
         count = len(result.people)
         print(f"{path}: {count} {'person' if count == 1 else 'people'} -> {png}")
     return 1 if failures else 0
@@ -91,9 +101,11 @@ def _render(args: argparse.Namespace) -> int:
     if size and min(size) <= 0:
         raise UserError(f"--width and --height must be positive, got {args.width}x{args.height}.")
     try:  # OpenPose's own files have no canvas size: the requested size stands in for it
-        result = from_openpose_json(args.pose.read_bytes(), canvas=size)
+        result, notes = read_openpose(args.pose.read_bytes(), canvas=size)
     except OSError as error:
         raise UserError(f"{args.pose}: {error.strerror}") from None
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(draw_pose(result, args.mode, size)).save(args.out)
     print(f"{args.pose} -> {args.out}")

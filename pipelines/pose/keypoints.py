@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from pipelines.errors import ValidationError
+from pipelines.pose.formats import OPENPOSE_VERSION, normalise_openpose
 
 VISIBILITY_THRESHOLD = 0.3  # a point below this score is not drawn or exported
 
@@ -134,6 +135,7 @@ def _visible_only(points: np.ndarray, part: str) -> np.ndarray:
 def to_openpose_json(result: PoseResult) -> dict:
     """OpenPose JSON (pixel coordinates); invisible points are written as 0, 0, 0."""
     return {
+        "version": OPENPOSE_VERSION,
         "canvas_width": int(result.width),
         "canvas_height": int(result.height),
         "people": [
@@ -183,8 +185,7 @@ def from_openpose_json(data: dict | str | bytes, canvas: tuple[int, int] | None 
             data = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValidationError(f"The pose file is not valid JSON: {error}") from None
-    if isinstance(data, list) and len(data) == 1:  # some editors wrap the single frame in a list
-        data = data[0]
+    data = normalise_openpose(data, canvas).data  # other tools' layouts (formats.py) made ours
     if not isinstance(data, dict) or not isinstance(data.get("people"), list):
         raise ValidationError("The pose JSON must be an object with a 'people' list (OpenPose format).")
     try:
