@@ -41,6 +41,10 @@ RUN_SIZE = 64  # the runs below: an 8x8 latent, seconds on a CPU
         ("control_guidance_end", "1-0 (-0.25)", [1.0, 0.75, 0.5, 0.25, 0.0]),
         ("controlnet_scale", "0.1-0.3 (+0.1), 2", [0.1, 0.2, 0.3, 2.0]),
         ("seed", "-5--3, 12", [-5, -4, -3, 12]),
+        ("num_inference_steps", "1-10 [5]", [1, 3, 5, 7, 10]),  # A1111's count form: fractions dropped
+        ("guidance_scale", "1-10 [5]", [1.0, 3.25, 5.5, 7.75, 10.0]),
+        ("control_guidance_end", "1-0 [3], 0.1", [1.0, 0.5, 0.0, 0.1]),
+        ("seed", "7-9 [1]", [7]),
         ("scheduler", "euler A,  ddim", ["Euler a", "DDIM"]),
         ("Prompt S/R", 'red, "blue, green", gold', ["red", "blue, green", "gold"]),
     ],
@@ -78,6 +82,23 @@ def test_value_text_reads_lists_ranges_and_names(axis: str, text: str, values: l
             'X values: "1-1e9" — item 1 ("1-1e9") gives 1000000000 values; a range may give at most 1000',
         ),
         ("guidance_scale", "  ", 'X values: nothing to sweep; write values like "3, 5.5, 7.5"'),
+        ("guidance_scale", "1-10 [0]", 'X values: "1-10 [0]" — item 1 ("1-10 [0]") has a count of 0'),
+        (
+            "guidance_scale",
+            "1-10 [2.5]",
+            'X values: "1-10 [2.5]" — item 1 ("1-10 [2.5]") has a count "2.5" that is not a whole number',
+        ),
+        (
+            "num_inference_steps",
+            "1-3 [5]",
+            'X values: "1-3 [5]" — item 1 ("1-3 [5]") repeats values: '
+            "at most 3 whole numbers lie from 1 to 3",
+        ),
+        (
+            "seed",
+            "1-9 [5000]",
+            'X values: "1-9 [5000]" — item 1 ("1-9 [5000]") gives 5000 values; a range may give at most 1000',
+        ),
     ],
 )
 def test_bad_value_text_is_quoted_with_its_position(axis: str, text: str, message: str) -> None:

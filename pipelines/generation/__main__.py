@@ -140,7 +140,9 @@ def build_sweep_parser() -> argparse.ArgumentParser:
         "flags; every cell uses the same seed unless seed is an axis.",
     )
     parser.add_argument("--x-axis", required=True, help=f"one of: {', '.join(AXES)}")
-    parser.add_argument("--x-values", required=True, help='e.g. "3, 5.5, 7.5", "4-10 (+2)", "1-0 (-0.25)"')
+    parser.add_argument(
+        "--x-values", required=True, help='e.g. "3, 5.5, 7.5", "4-10 (+2)", "1-0 (-0.25)", "1-10 [5]"'
+    )
     parser.add_argument("--y-axis", help="a second axis (optional)")
     parser.add_argument("--y-values", default="", help="values of the Y axis")
     parser.add_argument("--out", type=Path, default=Path("outputs/sweep"), help="folder for the results")

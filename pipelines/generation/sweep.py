@@ -42,7 +42,10 @@ class _ItemError(ValueError):
 
 
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-_RANGE = re.compile(rf"(?P<start>{_NUMBER})\s*-\s*(?P<end>{_NUMBER})(?:\s*\(\s*(?P<step>{_NUMBER})\s*\))?")
+_RANGE = re.compile(
+    rf"(?P<start>{_NUMBER})\s*-\s*(?P<end>{_NUMBER})"
+    rf"(?:\s*\(\s*(?P<step>{_NUMBER})\s*\)|\s*\[\s*(?P<count>[^\]]*?)\s*\])?"
+)
 
 
 def _decimal(token: str, number_type: type, part: str = "") -> Decimal:
@@ -56,7 +59,8 @@ def _decimal(token: str, number_type: type, part: str = "") -> Decimal:
 
 
 def _read_numbers(token: str, number_type: type) -> list[Any]:
-    """A number, or a range: `4-10` (step 1 or -1), `4-10 (+2)`, `1-0 (-0.25)`."""
+    """A number, or a range: `4-10` (step 1 or -1), `4-10 (+2)`, `1-0 (-0.25)`, or A1111's `1-10 [5]`
+    (5 values evenly spaced from 1 to 10)."""
     if re.fullmatch(_NUMBER, token):
         return [number_type(_decimal(token, number_type))]
     match = _RANGE.fullmatch(token)
@@ -64,6 +68,8 @@ def _read_numbers(token: str, number_type: type) -> list[Any]:
         raise _ItemError("is not a number" + (' or a range like "4-10 (+2)"' if "-" in token else ""))
     start = _decimal(match["start"], number_type, "a start")
     end = _decimal(match["end"], number_type, "an end")
+    if match["count"] is not None:
+        return _spaced(start, end, match["count"], number_type)
     step = (
         _decimal(match["step"], number_type, "a step")
         if match["step"]
@@ -77,6 +83,24 @@ def _read_numbers(token: str, number_type: type) -> list[Any]:
     if count > RANGE_MAX_VALUES:
         raise _ItemError(f"gives {count} values; a range may give at most {RANGE_MAX_VALUES}")
     return [number_type(start + step * index) for index in range(count)]
+
+
+def _spaced(start: Decimal, end: Decimal, count_text: str, number_type: type) -> list[Any]:
+    """`count` values from start to end, both included, evenly spaced; whole-number axes drop the fraction
+    as A1111 does (`1-10 [5]` -> 1, 3, 5, 7, 10)."""
+    if not re.fullmatch(r"\d+", count_text):
+        raise _ItemError(f'has a count "{count_text}" that is not a whole number')
+    count = int(count_text)
+    if count == 0:
+        raise _ItemError("has a count of 0")
+    if count > RANGE_MAX_VALUES:
+        raise _ItemError(f"gives {count} values; a range may give at most {RANGE_MAX_VALUES}")
+    gaps = max(count - 1, 1)
+    values = [number_type(start + (end - start) * index / gaps) for index in range(count)]
+    if len(set(values)) < count:
+        fit = int(abs(end - start)) + 1
+        raise _ItemError(f"repeats values: at most {fit} whole numbers lie from {start} to {end}")
+    return values
 
 
 def _read_scheduler(token: str) -> list[Any]:
@@ -159,7 +183,7 @@ def _read_items(text: str, axis: Axis, label: str) -> list[_Item]:
 
 def parse_values(text: str, axis: str | Axis, label: str = "Values") -> list[Any]:
     """The values written in `text` for `axis`: comma lists (`3, 5.5, 7.5`), ranges (`4-10 (+2)`,
-    `1-0 (-0.25)`), scheduler names in any case. Raises ValidationError quoting the bad item."""
+    `1-0 (-0.25)`, `1-10 [5]`), scheduler names in any case. Raises ValidationError quoting the bad item."""
     axis = axis if isinstance(axis, Axis) else axis_by_name(axis)
     return [item.value for item in _read_items(text, axis, label)]
 
