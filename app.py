@@ -87,10 +87,13 @@ def main(argv: list[str] | None = None) -> None:
         except UserError as error:
             sys.exit(f"error: {error}")
         return
-    # Cached example outputs depend on the models, so each preset keeps its own.
-    os.environ.setdefault(
-        "GRADIO_EXAMPLES_CACHE", str(Path(settings.cache_dir) / "examples" / settings.preset)
-    )
+    # Cached example outputs depend on the models, so each preset keeps its own. Gradio serves only its own
+    # temp folder, the working directory and allowed_paths, so exactly this folder is allowed below.
+    examples_cache = Path(
+        os.environ.setdefault(
+            "GRADIO_EXAMPLES_CACHE", str(Path(settings.cache_dir) / "examples" / settings.preset)
+        )
+    ).resolve()
 
     from ui.handlers import PoseStudio
     from ui.layout import CSS, THEME, build_ui
@@ -101,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         server_port=settings.port,
         max_file_size=f"{settings.max_upload_mb}mb",
         show_error=False,
+        allowed_paths=[str(examples_cache)],
         theme=THEME,
         css=CSS,
     )
