@@ -11,14 +11,7 @@ from pathlib import Path
 
 from pipelines.errors import UserError
 from pipelines.generation.speed import ATTENTION_BACKENDS, COMPILE_MODES
-from pipelines.settings import Settings
-
-# What each preset implies beyond its name: the tiny preset also uses the tiny stand-in pose models.
-PRESET_SETTINGS = {
-    "sdxl": {"preset": "sdxl"},
-    "tiny": {"preset": "tiny", "pose_models": "tiny"},
-}
-
+from pipelines.settings import PRESET_SETTINGS, Settings, with_preset
 
 # Where Gradio is told to listen by the platform (Hugging Face Spaces sets these); flags still win.
 PLATFORM_SERVER_ENV = {"host": ("GRADIO_SERVER_NAME", str), "port": ("GRADIO_SERVER_PORT", int)}
@@ -64,8 +57,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         for name, (variable, parse) in PLATFORM_SERVER_ENV.items()
         if variable in os.environ
     }
-    from_env = Settings.from_env()
-    return from_env.replace(**PRESET_SETTINGS[args.preset or from_env.preset], **platform).replace(**flags)
+    return with_preset(Settings.from_env(), args.preset).replace(**platform).replace(**flags)
 
 
 def download(settings: Settings) -> None:

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import uuid
 import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipelines.errors import ImageError
+from pipelines.errors import ImageError, UserError
 from pipelines.settings import Settings
 
 # Pillow format name -> what we call it in messages. MPO is the multi-picture JPEG many cameras write.
@@ -40,6 +44,20 @@ WHITE = (255, 255, 255)
 SAMPLE_RANGES = {"I;16": (65535.0,), "I": (65535.0, 2.0**31 - 1), "F": (1.0, 255.0, 65535.0)}
 
 
+# Pillow's parsers and decoders raise ValueError, SyntaxError, struct.error, IndexError, ... on hostile data.
+DECODE_FAILURES = (Exception,)
+STRIP_PIXELS = 1 << 22  # the image is converted to the output array this many pixels at a time
+
+
+def _failure(name: str, error: BaseException) -> ImageError:
+    """A decoder's exception as a message: what went wrong in Pillow's words, and which kind it was."""
+    if isinstance(error, MemoryError):
+        return ImageError(f"{name} is too large to decode in the memory available.")
+    detail = str(error).strip() or type(error).__name__
+    reason = "is truncated" if "truncated" in detail.lower() else "is corrupt"
+    return ImageError(f"{name} {reason} and could not be read ({detail}).")
+
+
 def _open(source: str | Path | bytes) -> Image.Image:
     if isinstance(source, bytes):
         if not source:
@@ -49,6 +67,8 @@ def _open(source: str | Path | bytes) -> Image.Image:
     else:
         stream = Path(source)
         name = f"'{stream.name}'"
+        if stream.is_dir():
+            raise ImageError(f"{name} is a folder, not an image file.")
         if not stream.is_file():
             raise ImageError(f"{name} does not exist.")
         if stream.stat().st_size == 0:
@@ -67,40 +87,70 @@ def _open(source: str | Path | bytes) -> Image.Image:
         raise ImageError(f"{name} is not an image we can read (allowed: {ALLOWED_NAMES}).") from None
     except OSError as error:
         raise ImageError(f"{name} is corrupt or truncated and could not be read ({error}).") from None
+    except DECODE_FAILURES as error:  # a header Pillow recognised but could not parse
+        raise _failure(name, error) from None
 
 
-def _scaled_gray(image: Image.Image) -> np.ndarray:
-    """HxWx3 uint8 from 16-bit, 32-bit or float samples, scaled by their full-scale value."""
-    values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+def _full_scale(image: Image.Image, rows: int) -> float:
+    """The full-scale value of 16-bit, 32-bit or float samples: the first range that holds their maximum."""
+    width, height = image.size
+    peak = 0.0
+    for top in range(0, height, rows):
+        strip = np.asarray(image.crop((0, top, width, min(height, top + rows))), dtype=np.float64)
+        peak = max(peak, float(np.nan_to_num(strip).max(initial=0.0)))
     ranges = SAMPLE_RANGES["I;16" if image.mode.startswith("I;16") else image.mode]
-    peak = float(values.max(initial=0.0))
-    full_scale = next((limit for limit in ranges if peak <= limit), peak)
+    return next((limit for limit in ranges if peak <= limit), peak)
+
+
+def _scaled_gray(strip: Image.Image, full_scale: float) -> np.ndarray:
+    """HxWx3 uint8 from 16-bit, 32-bit or float samples, scaled by their full-scale value."""
+    values = np.nan_to_num(np.asarray(strip, dtype=np.float64))
     gray = np.clip(np.rint(values * (255.0 / full_scale)), 0, 255).astype(np.uint8)
-    return np.repeat(gray[..., None], 3, axis=2)
+    return gray[..., None]  # broadcast over the three channels on assignment
+
+
+def _plain_rgb(strip: Image.Image) -> np.ndarray:
+    return np.asarray(strip.convert("RGB"))
+
+
+def _over_white(strip: Image.Image) -> np.ndarray:
+    rgba = strip.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (*WHITE, 255))
+    return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
-    """8-bit RGB from any Pillow mode: transparency over white, 16-bit and float data scaled, not clipped."""
+    """8-bit RGB from any Pillow mode: transparency over white, 16-bit and float data scaled, not clipped.
+
+    Converted a strip at a time into one preallocated array, so a large image costs Pillow's decoded copy
+    plus the output, not the several full-size intermediates of convert / tobytes / np.array.
+    """
+    width, height = image.size
+    rows = max(1, STRIP_PIXELS // width)
     mode = image.mode
+    convert: Callable[[Image.Image], np.ndarray] = _plain_rgb
     if mode.startswith("I;16") or mode in SAMPLE_RANGES:
-        return _scaled_gray(image)
-    if mode in {"RGBA", "LA", "PA", "RGBa", "La"} or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*WHITE, 255))
-        image = Image.alpha_composite(background, rgba)
-    return np.array(image.convert("RGB"))  # a writable copy (np.asarray of a Pillow image is read-only)
+        convert = partial(_scaled_gray, full_scale=_full_scale(image, rows))
+    elif mode in {"RGBA", "LA", "PA", "RGBa", "La"} or "transparency" in image.info:
+        convert = _over_white
+    pixels = np.empty((height, width, 3), np.uint8)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        pixels[top:bottom] = convert(image.crop((0, top, width, bottom)))
+    return pixels
 
 
 def load_image(source: str | Path | bytes | Image.Image, max_pixels: int | None = None) -> np.ndarray:
     """Decode to HxWx3 uint8 RGB with EXIF orientation applied; any problem raises ImageError."""
     max_pixels = Settings.from_env().max_pixels if max_pixels is None else max_pixels
     if isinstance(source, Image.Image):
-        return _decode(source, max_pixels)
+        return _decode(source, max_pixels, owned=False)
     with _open(source) as image:  # closes the file, even for multi-frame GIF/TIFF
-        return _decode(image, max_pixels)
+        return _decode(image, max_pixels, owned=True)
 
 
-def _decode(image: Image.Image, max_pixels: int) -> np.ndarray:
+def _decode(image: Image.Image, max_pixels: int, owned: bool) -> np.ndarray:
+    """`owned`: the image is ours, so EXIF orientation may be applied in place (no extra copy)."""
     name = "The image"
     if image.format is not None and image.format not in ALLOWED_FORMATS:
         raise ImageError(f"{image.format} images are not supported (allowed: {ALLOWED_NAMES}).")
@@ -115,10 +165,60 @@ def _decode(image: Image.Image, max_pixels: int) -> np.ndarray:
     try:
         image.seek(0)  # animated GIF/WebP/TIFF: the first frame
         image.load()
-        return _to_rgb_array(ImageOps.exif_transpose(image))
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        reason = "is truncated" if "truncated" in str(error) else "is corrupt"
-        raise ImageError(f"{name} {reason} and could not be decoded ({error}).") from None
+        if owned:
+            ImageOps.exif_transpose(image, in_place=True)
+        else:
+            image = ImageOps.exif_transpose(image)
+        return _to_rgb_array(image)
+    except DECODE_FAILURES as error:
+        raise _failure(name, error) from None
+
+
+def fit_within(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The size of width x height scaled down (never up) so its longer side is at most `max_side`."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def display_copy(image: np.ndarray, max_side: int) -> np.ndarray:
+    """The image itself when it fits in `max_side`, else a smaller copy (area-averaged) for previews."""
+    height, width = image.shape[:2]
+    size = fit_within(width, height, max_side)
+    if size == (width, height):
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+PNG_COMPRESSION = 6  # Pillow's default level, so files are the size they were
+
+
+def save_png(path: str | Path, image: np.ndarray) -> None:
+    """Write RGB uint8 as a PNG, atomically (a temporary name, then a rename) and without a full-size copy:
+    the channels are swapped in place for OpenCV's encoder and swapped back, so `image` is unchanged after."""
+    path = Path(path)
+    cv2.cvtColor(image, cv2.COLOR_RGB2BGR, dst=image)
+    try:
+        encoded, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    finally:
+        cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
+    if not encoded:
+        raise ImageError(f"Could not encode {path.name} as PNG.")
+    write_atomically(path, memoryview(data))
+
+
+def write_atomically(path: Path, data: bytes | memoryview) -> None:
+    """Write to a temporary name beside `path`, then rename: a reader never sees a half-written file."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise UserError(f"Could not write {path}: {error.strerror or error}.") from None
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    write_atomically(path, text.encode())
 
 
 def sdxl_bucket(width: int, height: int) -> tuple[int, int]:

@@ -10,6 +10,12 @@ from pathlib import Path
 
 ENV_PREFIX = "POSE_STUDIO_"
 
+# Fixed caps of the pose JSON format (no setting: no real file comes near them). OpenPose JSON is at most 4
+# levels deep; a keypoint number beyond MAX_KEYPOINT_VALUE is garbage, not a far-away point.
+MAX_JSON_DEPTH = 32
+MAX_JSON_INT_DIGITS = 32
+MAX_KEYPOINT_VALUE = 1e9
+
 
 def _default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pose-studio"
@@ -46,8 +52,11 @@ class Settings:
     compile_warmup: bool = True  # with compile on: compile the default 1024² bucket when the models load
 
     # Limits
-    max_pixels: int = 40_000_000  # decoded image size cap, checked from the header
+    max_pixels: int = 40_000_000  # decoded image size cap, checked from the header; also a pose JSON canvas's
     max_upload_mb: int = 25
+    max_pose_json_mb: int = 5  # a pose JSON file; 100 people pretty-printed take under 1 MB
+    max_pose_people: int = 100  # people in one pose JSON (each is drawn and held on the GPU slot)
+    display_max_side: int = 2048  # previews and pose drawings without an explicit size fit inside this
     max_samples: int = 4
     sweep_max_cells: int = 16
 
@@ -89,3 +98,16 @@ def _parse(name: str, type_name: object, raw: str) -> object:
         return raw
     except ValueError:
         raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
+
+
+# What each preset implies beyond its name: the tiny preset also uses the tiny stand-in pose models. The app
+# and both CLIs apply it after the environment and before their flags.
+PRESET_SETTINGS: dict[str, dict[str, str]] = {
+    "sdxl": {"preset": "sdxl"},
+    "tiny": {"preset": "tiny", "pose_models": "tiny"},
+}
+
+
+def with_preset(settings: Settings, preset: str | None) -> Settings:
+    """`settings` with `preset` (or its own preset) and everything that preset implies."""
+    return settings.replace(**PRESET_SETTINGS[preset or settings.preset])

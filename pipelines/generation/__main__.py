@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.errors import GenerationError, UserError
+from pipelines.errors import GenerationError, UserError, unexpected_error_line
 from pipelines.generation.engine import GenerationEngine, GenerationRequest, Photo, PoseInput
 from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.generation.metadata import Infotext, parse_infotext, read_png_infotext
@@ -28,7 +28,8 @@ from pipelines.generation.presets import PRESETS, download_models
 from pipelines.generation.sweep import AXES, SWEEP_FILE_NAME, SweepProgress, plan_sweep, run_sweep
 from pipelines.images import load_image
 from pipelines.pose.formats import read_openpose
-from pipelines.settings import Settings
+from pipelines.pose.keypoints import read_pose_file
+from pipelines.settings import Settings, with_preset
 
 # Settings a generation run may override from the command line.
 SETTINGS_FLAGS = (
@@ -95,8 +96,10 @@ def add_generation_flags(
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """The environment's settings with the model flags that were given."""
-    return Settings.from_env().replace(**{name: getattr(args, name) for name in SETTINGS_FLAGS})
+    """The environment's settings, then what the preset implies (tiny: the tiny pose models too, as in the
+    app), then the model flags that were given."""
+    flags = {name: getattr(args, name) for name in SETTINGS_FLAGS}
+    return with_preset(Settings.from_env(), args.preset).replace(**flags)
 
 
 def request_from(args: argparse.Namespace, **fixed: object) -> GenerationRequest:
@@ -122,7 +125,8 @@ def _add_flag(group: argparse._ArgumentGroup, name: str, type_name: object, defa
 def load_pose(path: Path, kind: str, max_pixels: int) -> PoseInput:
     """Read --pose as OpenPose JSON, a skeleton image (used as is) or a photo (DWPose runs on it)."""
     if kind == "json" or (kind == "auto" and path.suffix.lower() == ".json"):
-        pose, notes = read_openpose(path.read_bytes())
+        settings = Settings.from_env()
+        pose, notes = read_openpose(read_pose_file(path, settings), settings=settings)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         return pose
@@ -212,6 +216,9 @@ def _run(command: Callable[[argparse.Namespace, Settings], list[str]], args: arg
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # never a traceback: one line that says what happened
+        print(f"error: {unexpected_error_line(error)}", file=sys.stderr)
+        return 3
     print("\n".join(lines))
     return 0
 

@@ -11,7 +11,7 @@ import numbers
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -21,7 +21,14 @@ import torch
 from diffusers import StableDiffusionXLControlNetPipeline
 from PIL import Image
 
-from pipelines.errors import Cancelled, GenerationError, NoPersonError, ValidationError
+from pipelines.errors import (
+    Cancelled,
+    GenerationError,
+    NoPersonError,
+    ValidationError,
+    out_of_memory_kind,
+    shown,
+)
 from pipelines.generation import speed
 from pipelines.generation.metadata import png_text
 from pipelines.generation.presets import Preset, get_preset
@@ -72,6 +79,7 @@ REQUEST_BOUNDS: dict[str, Bounds] = {
     "control_guidance_end": Bounds(0, 1),
 }
 OPTIONAL_FIELDS = ("width", "height")  # None: the SDXL bucket nearest the pose's aspect ratio
+FLAG_FIELDS = ("include_hands", "include_face", "thick_lines")
 
 # Device kind -> dtype when POSE_STUDIO_DTYPE is auto; CPUs run fp16 convolutions slowly or not at all.
 AUTO_DTYPE = {"cuda": "fp16", "mps": "fp16", "cpu": "fp32"}
@@ -120,13 +128,44 @@ class GenerationRequest:
             value = getattr(self, name)
             if value is not None and value % SIZE_MULTIPLE:
                 raise ValidationError(f"{name} must be a multiple of {SIZE_MULTIPLE} (got {value})")
+        for name in FLAG_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValidationError(f"{name} must be true or false (got {shown(getattr(self, name))})")
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, object]) -> GenerationRequest:
+        """A validated request from loosely typed values (an API call, the page, a JSON file): the one
+        boundary where their types are checked. JSON has a single number type, so a whole float such as
+        30.0 is the integer 30 and an integer is a float where a float is asked; anything else keeps its
+        type and `validate` refuses it with the field's rule: 2.5 for an integer, True for a number,
+        "30" for anything numeric."""
+        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise ValidationError(f"unknown request parameter(s): {', '.join(unknown)}")
+        if "prompt" not in values:
+            raise ValidationError("prompt must not be empty")
+        request = cls(**{name: _json_number(name, value) for name, value in values.items()})
+        request.validate()
+        return request
+
+
+def _json_number(name: str, value: object) -> object:
+    """A number in the form its field takes, when that loses nothing; any other value as it is."""
+    bounds = REQUEST_BOUNDS.get(name)
+    if bounds is None or isinstance(value, bool):
+        return value
+    if bounds.integer and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not bounds.integer and isinstance(value, int) and abs(value) <= MAX_SEED:
+        return float(value)
+    return value
 
 
 def _check_bounds(name: str, value: object, bounds: Bounds) -> None:
     if value is None and name in OPTIONAL_FIELDS:
         return
     if not bounds.allows(value):
-        raise ValidationError(f"{name} must be {bounds.describe()} (got {value!r})")
+        raise ValidationError(f"{name} must be {bounds.describe()} (got {shown(value)})")
 
 
 def resolve_seed(seed: int) -> int:
@@ -340,21 +379,20 @@ class GenerationEngine:
         seeds = [seed + index for index in range(request.samples)]
         _raise_if_cancelled(cancel, "before it started")
 
-        out_of_memory = False
+        out_of_memory = None
         try:
             pipeline = self._request_pipeline(request.scheduler)
             latents, denoise_seconds = self._timed(
                 self._denoise, pipeline, resolved, conditioning, seeds, progress, preview, cancel
             )
             decoded, decode_seconds = self._timed(self._decode, pipeline, latents)
-        except torch.OutOfMemoryError:
-            out_of_memory = True  # handled outside `except`, so the traceback's tensors are already freed
-        if out_of_memory:
+        except Exception as error:  # every form of out of memory (errors.OUT_OF_MEMORY_FORMS); others go on
+            out_of_memory = out_of_memory_kind(error)
+            if out_of_memory is None:
+                raise
+        if out_of_memory is not None:  # outside `except`, so the traceback's tensors are already freed
             self._free_memory()
-            raise GenerationError(
-                f"Out of GPU memory generating {request.samples} x {width}x{height}. Try fewer samples or a "
-                f"smaller size, or set {ENV_PREFIX}CPU_OFFLOAD=1 or {ENV_PREFIX}VAE_TILING=1."
-            )
+            raise GenerationError(out_of_memory_message(out_of_memory, request.samples, width, height))
         _raise_if_degenerate(decoded, seeds)
         images = pipeline.image_processor.postprocess(decoded, output_type="pil")
         return GenerationResult(
@@ -508,6 +546,14 @@ class GenerationEngine:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def out_of_memory_message(kind: str, samples: int, width: int, height: int) -> str:
+    """The advice for every form of out of memory (`kind`: which memory, from errors.out_of_memory_kind)."""
+    return (
+        f"Out of {kind} memory generating {samples} x {width}x{height}. Try fewer samples or a smaller "
+        f"size, or set {ENV_PREFIX}CPU_OFFLOAD=1 or {ENV_PREFIX}VAE_TILING=1."
+    )
 
 
 def _providers_text(providers: dict[str, list[str]]) -> str:

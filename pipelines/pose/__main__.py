@@ -14,15 +14,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from PIL import Image
-
-from pipelines.errors import ModelError, UserError
-from pipelines.images import load_image
+from pipelines.errors import ModelError, UserError, unexpected_error_line
+from pipelines.images import load_image, save_png, write_text_atomically
 from pipelines.pose import DrawMode, draw_pose, to_openpose_json
 from pipelines.pose.estimator import PoseEstimator
 from pipelines.pose.formats import for_editors, read_openpose
+from pipelines.pose.keypoints import read_pose_file
 from pipelines.pose.models import SOURCES
-from pipelines.settings import Settings
+from pipelines.settings import ENV_PREFIX, Settings
 
 MODE_NAMES = [mode.value for mode in DrawMode]
 
@@ -63,6 +62,21 @@ def _unique_stems(paths: list[Path]) -> list[str]:
     return stems
 
 
+def _detect_one(estimator: PoseEstimator, path: Path, png: Path, args: argparse.Namespace) -> int:
+    """Detect, draw and save one image; returns the number of people. The decoded image is released before
+    the drawing is made, so at most two image-sized arrays are alive at once."""
+    image = load_image(path)
+    result = estimator.detect(image)
+    del image
+    save_png(png, draw_pose(result, args.mode))
+    if args.json or args.json_for_editors:
+        exported = to_openpose_json(result)
+        if args.json_for_editors:
+            exported = for_editors(exported)
+        write_text_atomically(png.with_suffix(".json"), json.dumps(exported))
+    return len(result.people)
+
+
 def _detect(args: argparse.Namespace) -> int:
     settings = Settings.from_env().replace(
         dwpose_dir=args.models_dir, pose_device=args.device, pose_models=args.models
@@ -73,41 +87,41 @@ def _detect(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path, stem in zip(args.images, _unique_stems(args.images), strict=True):
+        png = args.out / f"{stem}.png"
         try:
-            image = load_image(path)
-            result = estimator.detect(image)
+            count = _detect_one(estimator, path, png, args)
         except ModelError:
             raise  # no image can succeed without the models
         except UserError as error:
-            print(f"error: {path}: {error}", file=sys.stderr)
-            failures += 1
+            message = str(error)
+        except Exception as error:  # a bug or out of memory on this file: report it, go on with the next
+            message = unexpected_error_line(error)
+        else:
+            print(f"{path}: {count} {'person' if count == 1 else 'people'} -> {png}")
             continue
-        png = args.out / f"{stem}.png"
-        Image.fromarray(draw_pose(result, args.mode)).save(png)
-        if args.json or args.json_for_editors:
-            exported = to_openpose_json(result)
-            png.with_suffix(".json").write_text(
-                json.dumps(for_editors(exported) if args.json_for_editors else exported)
-            )
-        count = len(result.people)
-        print(f"{path}: {count} {'person' if count == 1 else 'people'} -> {png}")
+        print(f"error: {path}: {message}", file=sys.stderr)
+        failures += 1
     return 1 if failures else 0
 
 
 def _render(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
     if (args.width is None) != (args.height is None):
         raise UserError("Give both --width and --height, or neither.")
     size = (args.width, args.height) if args.width is not None else None
     if size and min(size) <= 0:
         raise UserError(f"--width and --height must be positive, got {args.width}x{args.height}.")
-    try:  # OpenPose's own files have no canvas size: the requested size stands in for it
-        result, notes = read_openpose(args.pose.read_bytes(), canvas=size)
-    except OSError as error:
-        raise UserError(f"{args.pose}: {error.strerror}") from None
+    if size and size[0] * size[1] > settings.max_pixels:
+        raise UserError(
+            f"--width x --height is {size[0]}x{size[1]}, above the {settings.max_pixels / 1e6:g} MP limit "
+            f"({ENV_PREFIX}MAX_PIXELS)."
+        )
+    # OpenPose's own files have no canvas size: the requested size stands in for it
+    result, notes = read_openpose(read_pose_file(args.pose, settings), canvas=size, settings=settings)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(draw_pose(result, args.mode, size)).save(args.out)
+    save_png(args.out, draw_pose(result, args.mode, size))
     print(f"{args.pose} -> {args.out}")
     return 0
 
@@ -123,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # never a traceback: one line that says what happened
+        print(f"error: {unexpected_error_line(error)}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

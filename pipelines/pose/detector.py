@@ -39,7 +39,9 @@ def letterbox_top_left(image: np.ndarray, height: int, width: int) -> tuple[np.n
     straight into the canvas; the one float conversion is also the CHW transpose.
     """
     ratio = min(height / image.shape[0], width / image.shape[1])
-    resized_width, resized_height = int(image.shape[1] * ratio), int(image.shape[0] * ratio)
+    # At least one pixel: a side more than `width` times shorter than the other would round to none (very
+    # thin images, e.g. 1x641), which OpenCV refuses; one pixel row or column still shows what is there.
+    resized_width, resized_height = (max(1, int(side * ratio)) for side in image.shape[1::-1])
     canvas = np.full((height, width, 3), LETTERBOX_FILL, np.uint8)
     cv2.resize(
         image,

@@ -102,17 +102,26 @@ def width_factor(width: int, height: int) -> int:
     return 1 + bisect.bisect_right(WIDTH_STEPS_PX, max(width, height))
 
 
+# Coordinates are clipped to +-this before drawing: OpenCV takes int32 pixels, and a point this far off any
+# canvas (a keypoint far outside its image, or a tiny canvas scaled up) is off-canvas either way.
+PIXEL_LIMIT = float(1 << 24)
+
+
 def _visible(points: np.ndarray, part: str) -> list[bool]:
     return is_visible(points[:, 2], part).tolist()
 
 
+def _xy(points: np.ndarray) -> np.ndarray:
+    return np.clip(points[:, :2], -PIXEL_LIMIT, PIXEL_LIMIT)
+
+
 def _pixels(points: np.ndarray) -> list[list[int]]:
-    return points[:, :2].astype(np.int32).tolist()  # truncation, as the reference annotator does
+    return _xy(points).astype(np.int32).tolist()  # truncation, as the reference annotator does
 
 
 def _draw_body(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
     """Limb by limb, then joint by joint, across all people: the reference's overlap order."""
-    bodies = [(person.body[:, :2].tolist(), _visible(person.body, "body")) for person in people]
+    bodies = [(_xy(person.body).tolist(), _visible(person.body, "body")) for person in people]
     for (start, end), color in zip(LIMBS, LIMB_COLORS.tolist(), strict=True):
         for points, visible in bodies:
             if not (visible[start] and visible[end]):
@@ -133,7 +142,7 @@ def _drawable(points: np.ndarray, part: str) -> list[bool]:
     """Hand and face points the reference draws: visible, and not on or past the top or left edge (its
     `x > eps and y > eps` test on truncated pixels), so a bone to an off-canvas point is skipped, not clipped.
     """
-    return (is_visible(points[:, 2], part) & (points[:, :2].astype(np.int32) > 0).all(axis=1)).tolist()
+    return (is_visible(points[:, 2], part) & (_xy(points).astype(np.int32) > 0).all(axis=1)).tolist()
 
 
 def _draw_hands(canvas: np.ndarray, people: list[Person], widths: Widths) -> None:
@@ -158,7 +167,7 @@ def _draw_faces(canvas: np.ndarray, people: list[Person], widths: Widths) -> Non
 
 
 def _fill_hull(canvas: np.ndarray, points: np.ndarray, part: str) -> None:
-    pixels = points[is_visible(points[:, 2], part), :2].astype(np.int32)
+    pixels = _xy(points[is_visible(points[:, 2], part)]).astype(np.int32)
     if len(pixels) >= 3:
         cv2.fillConvexPoly(canvas, cv2.convexHull(pixels), MASK_COLOR)
 
@@ -215,13 +224,19 @@ def draw_pose(
 def draw_overlay(
     image: np.ndarray, result: PoseResult, mode: DrawMode | str = DrawMode.FULL_POSE
 ) -> np.ndarray:
-    """The pose drawn over the photo (for display); keypoints are fitted to the photo's size."""
+    """The pose drawn over the photo (for display); keypoints are fitted to the photo's size.
+
+    Costs two copies of the image (the drawing and the output); only the drawn pixels are blended.
+    """
     spec = MODES[parse_mode(mode)]
     height, width = image.shape[:2]
     drawing = _render(_at_size(result, (width, height)), spec.layers, Widths())
-    drawn = drawing.any(axis=2, keepdims=True)
-    blended = image * (1.0 - spec.overlay_opacity) + drawing * spec.overlay_opacity
-    return np.where(drawn, blended.astype(np.uint8), image)
+    drawn = cv2.transform(drawing, np.ones((1, 3))) > 0  # any channel set; uint8 sums saturate, never wrap
+    if spec.overlay_opacity < 1.0:
+        blended = image[drawn] * (1.0 - spec.overlay_opacity) + drawing[drawn] * spec.overlay_opacity
+        drawing[drawn] = blended.astype(np.uint8)
+    np.copyto(drawing, image, where=~drawn[..., None])
+    return drawing
 
 
 def draw_conditioning(

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, RuntimeException
 
-from pipelines.errors import ModelError, ValidationError
+from pipelines.errors import ModelError, ValidationError, out_of_memory_kind
 from pipelines.pose.detector import PersonDetector
 from pipelines.pose.keypoints import PoseResult, people_from_wholebody
 from pipelines.pose.models import (
@@ -208,13 +208,13 @@ class PoseEstimator:
                 return PoseResult(width=width, height=height, people=[])
             keypoints, scores = models.wholebody(image, boxes)
         except (Fail, RuntimeException) as error:  # onnxruntime's own, e.g. out of GPU memory
-            raise ModelError(_run_failure_message(str(error), models.providers)) from error
+            raise ModelError(_run_failure_message(error, models.providers)) from error
         return PoseResult(width=width, height=height, people=people_from_wholebody(keypoints, scores))
 
 
-def _run_failure_message(error: str, providers: dict[str, list[str]]) -> str:
+def _run_failure_message(error: Exception, providers: dict[str, list[str]]) -> str:
     where = ", ".join(f"{name} on {used[0]}" for name, used in providers.items())
-    if "allocate" in error.lower():
+    if out_of_memory_kind(error) is not None:
         return (
             f"DWPose ran out of memory ({where}). Try again when the GPU is less busy, use a smaller image, "
             "or run DWPose on the CPU with --pose-device cpu (POSE_STUDIO_POSE_DEVICE=cpu)."

@@ -16,12 +16,12 @@ decoder keeps only points whose confidence is at least 1.0, so editor exports wr
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import ValidationError
+from pipelines.settings import Settings
 
 if TYPE_CHECKING:
     from pipelines.pose.keypoints import PoseResult
@@ -68,7 +68,8 @@ def _points(person: dict) -> list[tuple[float, float]]:
             continue  # the reader names a malformed list with its own message
         for index in range(0, len(values), 3):
             x, y, score = values[index : index + 3]
-            if all(isinstance(value, (int, float)) for value in (x, y, score)) and score > 0:
+            numbers = all(isinstance(value, (int, float)) and math.isfinite(value) for value in (x, y, score))
+            if numbers and score > 0:
                 seen.append((float(x), float(y)))
     return seen
 
@@ -161,15 +162,15 @@ def for_editors(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "people": people, "animals": []}
 
 
-def read_openpose(data: Any, canvas: tuple[int, int] | None = None) -> tuple[PoseResult, list[str]]:
+def read_openpose(
+    data: Any, canvas: tuple[int, int] | None = None, settings: Settings | None = None
+) -> tuple[PoseResult, list[str]]:
     """Any tool's OpenPose JSON (text or decoded) as a PoseResult, with the notes to show the user (canvas
-    inferred, coordinates scaled, frames or animals left out)."""
-    from pipelines.pose.keypoints import from_openpose_json  # it calls normalise_openpose itself
+    inferred, coordinates scaled, frames or animals left out). Text is read within the caps of `load_json`."""
+    from pipelines.pose.keypoints import from_openpose_json, load_json  # keypoints imports this module
 
+    settings = settings or Settings.from_env()
     if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValidationError(f"The pose file is not valid JSON: {error}") from None
+        data = load_json(data, settings.max_pose_json_mb * 1_000_000)
     normalised = normalise_openpose(data, canvas)
-    return from_openpose_json(normalised.data), normalised.notes
+    return from_openpose_json(normalised.data, settings=settings), normalised.notes

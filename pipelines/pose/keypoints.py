@@ -8,12 +8,17 @@ OpenPose order only.
 from __future__ import annotations
 
 import json
+import math
+import numbers
+import re
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
-from pipelines.errors import ValidationError
+from pipelines.errors import ValidationError, shown
 from pipelines.pose.formats import OPENPOSE_VERSION, normalise_openpose
+from pipelines.settings import ENV_PREFIX, MAX_JSON_DEPTH, MAX_JSON_INT_DIGITS, MAX_KEYPOINT_VALUE, Settings
 
 VISIBILITY_THRESHOLD = 0.3  # a point below this score is not drawn or exported
 
@@ -148,20 +153,114 @@ def to_openpose_json(result: PoseResult) -> dict:
     }
 
 
-def _parse_part(person: dict, part: str, index: int) -> np.ndarray:
-    values = person.get(JSON_FIELDS[part]) or []
-    try:
-        flat = np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise ValidationError(f"people[{index}].{JSON_FIELDS[part]} must be a list of numbers") from None
-    if flat.size == 0:
-        return _empty(PART_SIZES[part])
-    if flat.ndim != 1 or flat.size % 3 or flat.size // 3 not in ACCEPTED_COUNTS[part]:
-        counts = " or ".join(str(count * 3) for count in ACCEPTED_COUNTS[part])
+def _refuse_constant(name: str) -> float:
+    raise ValidationError(f"The pose JSON contains {name}; every number must be finite.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValidationError(f"The pose JSON contains {text[:40]}, which overflows; numbers must be finite.")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_JSON_INT_DIGITS:
         raise ValidationError(
-            f"people[{index}].{JSON_FIELDS[part]} has {flat.size} numbers; expected {counts} (x, y, score)"
+            f"The pose JSON contains a {digits}-digit integer; numbers may have at most "
+            f"{MAX_JSON_INT_DIGITS} digits."
         )
-    return _visible_only(flat.reshape(-1, 3), part)
+    return int(text)
+
+
+JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+OPENERS, CLOSERS = b"[{", b"]}"
+
+
+def nesting_depth(text: bytes) -> int:
+    """How deeply arrays and objects nest, brackets inside strings not counted (a scan, no recursion)."""
+    codes = np.frombuffer(JSON_STRING.sub(b'""', text), np.uint8)
+    opening = np.isin(codes, list(OPENERS))
+    closing = np.isin(codes, list(CLOSERS))
+    steps = opening[opening | closing].astype(np.int32) * 2 - 1
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def load_json(data: str | bytes, max_bytes: int, what: str = "pose JSON") -> object:
+    """`json.loads` within the format's caps: size, nesting depth, finite numbers, integer digits. Any
+    problem raises ValidationError (never RecursionError, OverflowError or Python's digit limit)."""
+    raw = data.encode() if isinstance(data, str) else data
+    if len(raw) > max_bytes:
+        raise ValidationError(
+            f"The {what} file is {len(raw) / 1e6:.1f} MB; at most {max_bytes / 1e6:g} MB are allowed "
+            f"({ENV_PREFIX}MAX_POSE_JSON_MB)."
+        )
+    depth = nesting_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise ValidationError(
+            f"The {what} nests {depth} levels deep; OpenPose JSON needs 4 and at most {MAX_JSON_DEPTH} "
+            "are allowed."
+        )
+    try:
+        return json.loads(
+            raw, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int
+        )
+    except RecursionError:  # the scan above counts brackets; this only guards against its blind spots
+        raise ValidationError(f"The {what} nests too deeply to read.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValidationError(f"The {what} file is not valid JSON: {error}") from None
+
+
+def read_pose_file(path: Path, settings: Settings) -> bytes:
+    """A pose JSON file's bytes, its size checked before it is read."""
+    limit = settings.max_pose_json_mb * 1_000_000
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise ValidationError(
+                f"'{path.name}' is {size / 1e6:.1f} MB; a pose JSON may have at most {limit / 1e6:g} MB "
+                f"({ENV_PREFIX}MAX_POSE_JSON_MB)."
+            )
+        return path.read_bytes()
+    except OSError as error:
+        raise ValidationError(f"'{path}' could not be read: {error.strerror or error}.") from None
+
+
+def _whole_number(value: object, name: str) -> int:
+    """A size or count: an integer (a float only when it is exactly one, as JSON has one number type)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValidationError(f"{name} must be a whole number, got {shown(value)}.")
+
+
+def _keypoint_values(values: object, where: str, part: str) -> np.ndarray:
+    """(points, 3) float32 from a flat list of x, y, score numbers, each finite and within the cap."""
+    if values is None:
+        values = []
+    if not isinstance(values, list):
+        raise ValidationError(f"{where} must be a list of numbers, got {shown(values)}.")
+    counts = ACCEPTED_COUNTS[part]
+    if values and (len(values) % 3 or len(values) // 3 not in counts):
+        expected = " or ".join(str(count * 3) for count in counts)
+        raise ValidationError(f"{where} has {len(values)} numbers; expected {expected} (x, y, score).")
+    for position, value in enumerate(values):
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (number and abs(value) <= MAX_KEYPOINT_VALUE):  # also false for NaN
+            raise ValidationError(
+                f"{where}[{position}] is {shown(value)}; keypoint values must be finite numbers between "
+                f"-{MAX_KEYPOINT_VALUE:,.0f} and {MAX_KEYPOINT_VALUE:,.0f}."
+            )
+    return np.asarray(values, dtype=np.float64).astype(np.float32).reshape(-1, 3)
+
+
+def _parse_part(person: dict, part: str, index: int) -> np.ndarray:
+    points = _keypoint_values(person.get(JSON_FIELDS[part]), f"people[{index}].{JSON_FIELDS[part]}", part)
+    if not len(points):
+        return _empty(PART_SIZES[part])
+    return _visible_only(points, part)
 
 
 def _parse_person(person: dict, index: int) -> Person:
@@ -175,30 +274,48 @@ def _parse_person(person: dict, index: int) -> Person:
     return Person(**parts)
 
 
-def from_openpose_json(data: dict | str | bytes, canvas: tuple[int, int] | None = None) -> PoseResult:
+def _canvas(data: dict, canvas: tuple[int, int] | None, max_pixels: int) -> tuple[int, int]:
+    """The canvas size: whole, positive and within the image pixel cap (it is what gets drawn)."""
+    if canvas and "canvas_width" not in data:
+        width, height = canvas
+    elif "canvas_width" in data and "canvas_height" in data:
+        width = _whole_number(data["canvas_width"], "canvas_width")
+        height = _whole_number(data["canvas_height"], "canvas_height")
+    else:
+        raise ValidationError(
+            "The pose JSON needs integer 'canvas_width' and 'canvas_height' (or give the canvas size)."
+        )
+    if width <= 0 or height <= 0:
+        raise ValidationError(f"The pose canvas must be positive, got {shown(width)}x{shown(height)}.")
+    if width * height > max_pixels:
+        raise ValidationError(
+            f"The pose canvas is {shown(width)}x{shown(height)}, above the {max_pixels / 1e6:g} MP limit "
+            f"for images and canvases ({ENV_PREFIX}MAX_PIXELS)."
+        )
+    return width, height
+
+
+def from_openpose_json(
+    data: dict | list | str | bytes, canvas: tuple[int, int] | None = None, settings: Settings | None = None
+) -> PoseResult:
     """Parse OpenPose JSON from us or other tools (18- or 25-point body, 68- or 70-point face, parts missing).
 
-    OpenPose itself writes no canvas size; `canvas` (w, h) is used when the file has none.
+    OpenPose itself writes no canvas size; `canvas` (w, h) is used when the file has none. Everything is
+    checked against the caps in `pipelines.settings` (file size, nesting, finite numbers, whole canvas sizes
+    within the pixel cap, people per pose); any problem raises ValidationError.
     """
+    settings = settings or Settings.from_env()
     if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValidationError(f"The pose file is not valid JSON: {error}") from None
+        data = load_json(data, settings.max_pose_json_mb * 1_000_000)
     data = normalise_openpose(data, canvas).data  # other tools' layouts (formats.py) made ours
     if not isinstance(data, dict) or not isinstance(data.get("people"), list):
         raise ValidationError("The pose JSON must be an object with a 'people' list (OpenPose format).")
-    try:
-        width, height = (
-            canvas if canvas and "canvas_width" not in data else (data["canvas_width"], data["canvas_height"])
-        )
-        width, height = int(width), int(height)
-    except (KeyError, TypeError, ValueError):
+    width, height = _canvas(data, canvas, settings.max_pixels)
+    if len(data["people"]) > settings.max_pose_people:
         raise ValidationError(
-            "The pose JSON needs integer 'canvas_width' and 'canvas_height' (or give the canvas size)."
-        ) from None
-    if width <= 0 or height <= 0:
-        raise ValidationError(f"The pose canvas must be positive, got {width}x{height}.")
+            f"The pose has {len(data['people'])} people; at most {settings.max_pose_people} are allowed "
+            f"({ENV_PREFIX}MAX_POSE_PEOPLE)."
+        )
     people = []
     for index, person in enumerate(data["people"]):
         if not isinstance(person, dict):
