@@ -23,6 +23,7 @@ import functools
 import importlib
 import importlib.util
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -93,7 +94,7 @@ def _denoise_seconds(request: GenerationRequest, samples: int) -> float:
 
 
 def _capped(seconds: float) -> int:
-    return min(MAX_SECONDS, round(START_SECONDS + seconds))
+    return min(MAX_SECONDS, math.ceil(START_SECONDS + seconds))
 
 
 def generation_seconds(request: GenerationRequest) -> int:
