@@ -9,6 +9,10 @@ import os
 import sys
 from pathlib import Path
 
+# First: on ZeroGPU it imports `spaces`, which must patch torch.cuda before anything imports torch.
+from ui import zerogpu
+
+# isort: split
 from pipelines.errors import UserError
 from pipelines.generation.speed import ATTENTION_BACKENDS, COMPILE_MODES
 from pipelines.settings import PRESET_SETTINGS, Settings, with_preset
@@ -90,7 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     from ui.handlers import PoseStudio
     from ui.layout import CSS, THEME, build_ui
 
-    demo = build_ui(PoseStudio(settings))
+    if zerogpu.on_zerogpu():
+        settings = zerogpu.zerogpu_settings(settings)
+    studio = PoseStudio(settings)
+    if zerogpu.on_zerogpu():
+        zerogpu.load_at_start_up(studio)  # in this process, before launch: ZeroGPU packs the weights then
+    demo = build_ui(studio)
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,

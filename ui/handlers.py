@@ -3,6 +3,8 @@ them directly. Every handler turns the engines' UserErrors into gr.Error with th
 
 The UI handlers and the API endpoints (/dwpose, /generate) are thin shapes over the same two cores:
 `prepare` (upload -> cached pose) and `_generation_updates` (pose + request -> previews, then the saved run).
+The denoising itself is the GPU function `generation_events`: plain inputs, plain events out, so that on
+ZeroGPU it can run in a forked worker while the cache, cancel flags and files stay here (see ui/zerogpu.py).
 """
 
 import logging
@@ -12,7 +14,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,12 +24,13 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from pipelines.errors import Cancelled, NoPersonError, UserError
-from pipelines.generation import GenerationEngine, GenerationRequest, GenerationResult
+from pipelines.errors import NoPersonError, UserError
+from pipelines.generation import GenerationEngine, GenerationRequest, GenerationResult, PoseInput
 from pipelines.pose import DrawMode, PoseEstimator, draw_overlay, draw_pose, parse_mode, to_openpose_json
 from pipelines.settings import Settings
 from ui.state import CancelFlags, LruCache
 from ui.uploads import PreparedPose, UploadKind, content_key, prepare_upload, read_upload
+from ui.zerogpu import generation_seconds, gpu_task
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,12 @@ SAMPLER_API = (
     "height",
 )
 GENERATE_API = ("prompt", "negative_prompt", "samples", *SAMPLER_API)
+
+Report = Callable[[str, object], None]  # (kind, payload) from a worker thread to the handler
+# What a GPU function yields: (kind, payload); ("error", UserError) carries an engine's message across the
+# process boundary on ZeroGPU, which would otherwise replace it with a generic "ZeroGPU worker error".
+GpuEvent = tuple[str, Any]
+
 
 DRAW_MODE_LABELS = {
     DrawMode.FULL_POSE: "Full pose",
@@ -171,6 +180,10 @@ class PoseStudio:
         self.poses: LruCache[PreparedPose] = LruCache(POSE_CACHE_SIZE)
         self.cancel_flags = CancelFlags()
         self.output_root = Path(tempfile.gettempdir()) / "pose-studio-runs"
+        # On ZeroGPU a GPU function, made once, before the app launches (ZeroGPU registers them then).
+        self.generate_on_gpu = gpu_task(
+            self.generation_events, duration=lambda request, pose: generation_seconds(request)
+        )
 
     @cached_property
     def pose_estimator(self) -> PoseEstimator:
@@ -240,13 +253,16 @@ class PoseStudio:
         to go back to: see `restore_gallery`)."""
         generation_request = panel_request(**panel)
         skip = gr.skip()
-        for update in self._generation_updates(upload, generation_request, progress, session_of(request)):
-            if isinstance(update, SavedRun):
-                files = [str(update.archive), *map(str, update.samples)]
-                gallery = update.gallery()
-                yield gallery, files, update.result.seeds[0], update.result.seeds, update.summary(), gallery
-            else:
-                yield (skip if update is None else update), skip, skip, skip, skip, skip
+        updates = self._generation_updates(upload, generation_request, progress, session_of(request))
+        with closing(updates):  # Gradio's `cancels=` closes this handler: the GPU function is closed at once
+            for update in updates:
+                if isinstance(update, SavedRun):
+                    files = [str(update.archive), *map(str, update.samples)]
+                    gallery = update.gallery()
+                    seeds = update.result.seeds
+                    yield gallery, files, seeds[0], seeds, update.summary(), gallery
+                else:
+                    yield (skip if update is None else update), skip, skip, skip, skip, skip
 
     def generate(
         self,
@@ -261,11 +277,13 @@ class PoseStudio:
         seeds. `parameters` are GenerationRequest fields by name (seed -1 picks a random one); width and
         height are keyword defaults so API clients may leave them out (the SDXL size nearest the pose)."""
         generation_request = request_of(width=width, height=height, **parameters)
-        for update in self._generation_updates(image, generation_request, progress, session=None):
-            if isinstance(update, SavedRun):
-                yield update.sample_items(), update.result.seeds
-            else:
-                yield (gr.skip() if update is None else update), gr.skip()
+        updates = self._generation_updates(image, generation_request, progress, session=None)
+        with closing(updates):
+            for update in updates:
+                if isinstance(update, SavedRun):
+                    yield update.sample_items(), update.result.seeds
+                else:
+                    yield (gr.skip() if update is None else update), gr.skip()
 
     def generate_example(self, upload: str, prompt: str) -> tuple[tuple[np.ndarray, np.ndarray], list]:
         """An example's cached result: its pose preview and one sample at the default settings."""
@@ -287,30 +305,49 @@ class PoseStudio:
     ) -> Iterator[list[Image.Image] | SavedRun | None]:
         """The one generation core: None after each step, previews (lists of images), then the SavedRun.
 
-        The engine runs in a worker thread and reports through a queue, because gr.Progress and yielding
-        previews only work from the handler's own thread. Yielding every step gives Gradio a point to close
-        the generator when the run is cancelled. API calls (session None) get a private cancel flag."""
+        The GPU function streams the steps; progress, the cancel flag and saving are handled here. Yielding
+        every step gives Gradio a point to close the generator when the run is cancelled, which closes the
+        GPU function too. API calls (session None) get a private cancel flag."""
         with user_facing_errors():
             prepared = self.prepare(upload)
             if prepared.pose is not None and not prepared.pose.people:
                 raise NoPersonError(
                     "No person was found in this image, so there is no pose to generate from."
                 )
-            engine = self.generation_engine
-            if not engine.is_loaded:
+            if not self.generation_engine.is_loaded:
                 progress(0, desc=LOADING_GENERATION)
-            with self.cancel_flags.run(session, GENERATION_RUN) as flag:
-                try:
-                    for kind, payload in _run_in_worker(engine, generation_request, prepared, flag):
-                        if kind == "progress":
-                            progress(payload, desc="Denoising", unit="steps")
-                            yield None
-                        elif kind == "preview":
-                            yield payload
-                        else:
-                            yield self._save(payload)
-                except Cancelled as cancelled:
-                    gr.Warning(str(cancelled))
+            step = None
+            events = self.generate_on_gpu(generation_request, prepared.generation_input)
+            with self.cancel_flags.run(session, GENERATION_RUN) as flag, closing(events):
+                for kind, payload in until_cancelled(events, flag):
+                    if kind == "progress":
+                        step = payload
+                        progress(payload, desc="Denoising", unit="steps")
+                        yield None
+                    elif kind == "preview":
+                        yield payload
+                    else:
+                        yield self._save(payload)
+                        return
+            when = "before it started" if step is None else "at step {} of {}".format(*step)
+            gr.Warning(f"Generation cancelled {when}; nothing was decoded.")
+
+    def generation_events(self, request: GenerationRequest, pose: PoseInput) -> Iterator[GpuEvent]:
+        """The GPU function of a generation (on ZeroGPU it runs in a forked worker): ("progress", (step,
+        total)) after each step, ("preview", images) every few steps, then ("result", GenerationResult).
+        Closing it stops the engine at its next step."""
+        engine = self.generation_engine
+
+        def work(report: Report, stop: threading.Event) -> GenerationResult:
+            return engine.generate(
+                request,
+                pose,
+                progress=lambda step, total: report("progress", (step, total)),
+                preview=lambda images, step, total: report("preview", list(images)),
+                cancel=stop,
+            )
+
+        yield from stream_from_worker(work, "generate")
 
     def new_run_dir(self, prefix: str = "run-") -> Path:
         """A fresh folder for one run's downloads; the oldest go, so KEPT_RUNS stay on disk."""
@@ -331,46 +368,49 @@ class PoseStudio:
         )
 
 
-Report = Callable[[str, object], None]  # (kind, payload) from a worker thread to the handler
-
-
-def stream_from_worker(work: Callable[[Report], object], name: str) -> Iterator[tuple[str, object]]:
-    """Run `work` in a thread; yield each (kind, payload) it reports, then ("result", what it returned). Its
-    exception is re-raised here, in the caller's thread: gr.Progress and yielding only work from there."""
-    events: queue.Queue[tuple[str, object]] = queue.Queue()
+def stream_from_worker(work: Callable[[Report, threading.Event], object], name: str) -> Iterator[GpuEvent]:
+    """Run `work(report, stop)` in a thread; yield each (kind, payload) it reports, then ("result", what it
+    returned) or ("error", the UserError it raised); any other exception is raised here. gr.Progress and
+    yielding only work from the caller's thread. Closing this generator sets `stop` and waits for the thread,
+    which the engine ends at its next step."""
+    events: queue.Queue[GpuEvent] = queue.Queue()
+    stop = threading.Event()
 
     def run() -> None:
         try:
-            events.put(("result", work(lambda kind, payload: events.put((kind, payload)))))
-        except BaseException as error:  # handed to the caller's thread, which raises it
+            events.put(("result", work(lambda kind, payload: events.put((kind, payload)), stop)))
+        except UserError as error:
             events.put(("error", error))
+        except BaseException as error:  # handed to the caller's thread, which raises it
+            events.put(("exception", error))
 
-    threading.Thread(target=run, name=name, daemon=True).start()
-    while True:
-        kind, payload = events.get()
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, payload = events.get()
+            if kind == "exception":
+                raise payload
+            yield kind, payload
+            if kind in ("result", "error"):
+                return
+    finally:
+        stop.set()
+        thread.join()
+
+
+def until_cancelled(events: Iterator[GpuEvent], cancel: threading.Event) -> Iterator[GpuEvent]:
+    """A GPU function's events up to ("result", ...), with its ("error", UserError) raised here; or until
+    `cancel` is set (before it starts, or after any event): then it ends without a result. The caller holds
+    the function in `closing(...)`, so it is closed then, which on ZeroGPU stops it in its worker."""
+    if cancel.is_set():
+        return
+    for kind, payload in events:
         if kind == "error":
             raise payload
         yield kind, payload
-        if kind == "result":
+        if kind == "result" or cancel.is_set():
             return
-
-
-def _run_in_worker(
-    engine: GenerationEngine, request: GenerationRequest, prepared: PreparedPose, cancel: threading.Event
-) -> Iterator[tuple[str, object]]:
-    """engine.generate in a thread: ("progress", (step, total)), ("preview", images), then ("result",
-    GenerationResult)."""
-
-    def work(report: Report) -> GenerationResult:
-        return engine.generate(
-            request,
-            prepared.generation_input,
-            progress=lambda step, total: report("progress", (step, total)),
-            preview=lambda images, step, total: report("preview", list(images)),
-            cancel=cancel,
-        )
-
-    return stream_from_worker(work, "generate")
 
 
 def _prune_runs(root: Path, keep: int) -> None:

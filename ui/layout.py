@@ -1,14 +1,13 @@
 """The one-page Blocks layout: pose on the left, generation on the right, the gallery below; wiring only.
 
 All GPU work (detection on upload, generation, the /dwpose and /generate endpoints, example caching) shares
-one concurrency group, so one queue orders it and `concurrency_limit` from the settings bounds it.
+one concurrency group, so one queue orders it and `concurrency_limit` from the settings bounds it. On ZeroGPU
+only the denoising inside the handlers asks for a GPU (see ui/zerogpu.py); nothing is wrapped here.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,19 +61,6 @@ SLIDER_STEPS = {
     "samples": 1,
 }
 DEFAULT_SIZE = 1024
-
-
-def on_zerogpu() -> bool:
-    return bool(os.environ.get("SPACE_ID")) and importlib.util.find_spec("spaces") is not None
-
-
-def gpu_task(handler: Callable) -> Callable:
-    """On a ZeroGPU Space a GPU is attached only inside functions wrapped by spaces.GPU; elsewhere a no-op."""
-    if not on_zerogpu():
-        return handler
-    import spaces  # only installed on Spaces
-
-    return spaces.GPU(handler)
 
 
 def _slider(name: str, label: str, value: float, maximum: float | None = None, **kwargs) -> gr.Slider:
@@ -243,14 +229,14 @@ def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPa
         images = gr.Gallery(label="images", format="png")
         seeds = gr.JSON(label="seeds")
     trigger.click(
-        gpu_task(studio.dwpose),
+        studio.dwpose,
         [pose.upload, pose.draw_mode],
         [pose_image, pose_json],
         api_name="dwpose",
         **gpu,
     )
     trigger.click(
-        gpu_task(studio.generate),
+        studio.generate,
         pose.upload,
         [images, seeds],
         inputs_kwargs=generation.api_inputs(GENERATE_API, {}),
@@ -281,15 +267,13 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             example_labels=[Path(name).stem for name, _ in EXAMPLES],
             inputs=[pose.upload, generation.fields["prompt"]],
             outputs=[pose.preview, output.gallery],
-            fn=gpu_task(studio.generate_example),
+            fn=studio.generate_example,
             cache_examples=True,
             cache_mode="lazy",
             label="Pose presets (no photo needed)",
         )
 
-        pose.upload.upload(
-            gpu_task(studio.show_pose), [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event
-        )
+        pose.upload.upload(studio.show_pose, [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event)
         pose.upload.clear(studio.clear_pose, None, pose.outputs, queue=False, **ui_event)
         pose.draw_mode.change(
             studio.redraw,
@@ -301,7 +285,7 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             **ui_event,
         )
         generate_event = generation.generate.click(
-            gpu_task(studio.generate_stream),
+            studio.generate_stream,
             pose.upload,
             [
                 output.gallery,
@@ -332,7 +316,7 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             **ui_event,
         )
         _api_endpoints(studio, pose, generation, gpu)
-        build_sweep_section(studio, pose, generation, gpu, gpu_task)
+        build_sweep_section(studio, pose, generation, gpu)
     # gr.Examples takes no concurrency arguments, yet its lazy caching runs a generation: into the GPU group.
     example_event = demo.fns[examples.cache_event["id"]]
     example_event.concurrency_id, example_event.concurrency_limit = GPU_GROUP, settings.concurrency_limit

@@ -5,8 +5,10 @@ pipelines.generation.sweep; the generation panel supplies every other parameter.
 
 from __future__ import annotations
 
+import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 from PIL import Image
 
-from pipelines.generation import GenerationRequest
+from pipelines.generation import GenerationRequest, PoseInput
 from pipelines.generation.sweep import (
     AXES,
-    SweepCellResult,
+    SweepPlan,
     SweepProgress,
     SweepResult,
     plan_sweep,
@@ -28,14 +30,17 @@ from ui.handlers import (
     LOADING_GENERATION,
     PROGRESS,
     SAMPLER_API,
+    GpuEvent,
     PoseStudio,
     Report,
     panel_request,
     request_of,
     session_of,
     stream_from_worker,
+    until_cancelled,
     user_facing_errors,
 )
+from ui.zerogpu import gpu_task, sweep_seconds
 
 if TYPE_CHECKING:
     from ui.layout import GenerationPanel, PosePanel
@@ -101,6 +106,7 @@ class SweepHandlers:
 
     def __init__(self, studio: PoseStudio) -> None:
         self.studio = studio
+        self.sweep_on_gpu = gpu_task(self.sweep_events, duration=lambda plan, pose: sweep_seconds(plan))
 
     def run_stream(
         self,
@@ -118,13 +124,15 @@ class SweepHandlers:
         cells, files, status). The panel's samples count is not used: a cell is one image."""
         skip = gr.skip()
         axes = (x_axis, x_values, y_axis, y_values)
-        for update in self._updates(upload, panel_request(**panel), axes, progress, session_of(request)):
-            if isinstance(update, SavedSweep):
-                yield update.grid(), update.gallery(), update.files(), update.summary()
-            elif isinstance(update, SweepProgress):
-                yield skip, skip, skip, update.describe()
-            else:
-                yield update, skip, skip, skip
+        updates = self._updates(upload, panel_request(**panel), axes, progress, session_of(request))
+        with closing(updates):  # a closed handler closes the GPU function at once
+            for update in updates:
+                if isinstance(update, SavedSweep):
+                    yield update.grid(), update.gallery(), update.files(), update.summary()
+                elif isinstance(update, SweepProgress):
+                    yield skip, skip, skip, update.describe()
+                else:
+                    yield update, skip, skip, skip
 
     def api(
         self,
@@ -144,13 +152,13 @@ class SweepHandlers:
         GenerationRequest fields by name; the optional ones are keyword defaults, so clients may omit them."""
         base = request_of(width=width, height=height, **parameters)
         skip = gr.skip()
-        for update in self._updates(
-            image, base, (x_axis, x_values, y_axis, y_values), progress, session=None
-        ):
-            if isinstance(update, SavedSweep):
-                yield update.grid(), update.gallery(), update.result.to_json()
-            elif isinstance(update, Image.Image):
-                yield update, skip, skip
+        updates = self._updates(image, base, (x_axis, x_values, y_axis, y_values), progress, session=None)
+        with closing(updates):
+            for update in updates:
+                if isinstance(update, SavedSweep):
+                    yield update.grid(), update.gallery(), update.result.to_json()
+                elif isinstance(update, Image.Image):
+                    yield update, skip, skip
 
     def arm(self, request: gr.Request | None = None) -> None:
         """Run sweep, before the sweep joins the queue: Cancel sweep can then stop it while it waits."""
@@ -170,40 +178,50 @@ class SweepHandlers:
         session: str | None,
     ) -> Iterator[Image.Image | SweepProgress | SavedSweep]:
         """The one sweep core: progress reports, the grid redrawn after each cell, then the SavedSweep.
-        Cancel sweep sets the run's flag: the grid stops at the next step and the done cells are kept."""
+        Cancel sweep sets the run's flag: the GPU function is closed after its next event (at the next step)
+        and the cells received so far make the result."""
         x_axis, x_values, y_axis, y_values = axes
         with user_facing_errors():
             y_axis, y_values = (y_axis, y_values or "") if y_axis else (None, "")  # API clients may send None
             settings = self.studio.settings
             plan = plan_sweep(base, x_axis or "", x_values or "", y_axis, y_values, settings=settings)
             pose = self.studio.prepare(upload).generation_input
-            engine = self.studio.generation_engine
-            if not engine.is_loaded:
+            if not self.studio.generation_engine.is_loaded:
                 progress(0, desc=LOADING_GENERATION)
-            with self.studio.cancel_flags.run(session, SWEEP_RUN) as flag:
-
-                def work(report: Report) -> SweepResult:
-                    return run_sweep(
-                        engine,
-                        plan,
-                        pose,
-                        progress=lambda update: report("progress", update),
-                        on_cell=lambda cell: report("cell", cell),
-                        cancel=flag,
-                    )
-
-                images: list[Image.Image | None] = [None] * len(plan.cells)
-                for kind, payload in stream_from_worker(work, "sweep"):
-                    if isinstance(payload, SweepProgress):
+            received = SweepResult(plan, [None] * len(plan.cells), [None] * len(plan.cells), cancelled=True)
+            result = received  # until the GPU function's own result arrives
+            events = self.sweep_on_gpu(plan, pose)
+            with self.studio.cancel_flags.run(session, SWEEP_RUN) as flag, closing(events):
+                for kind, payload in until_cancelled(events, flag):
+                    if kind == "progress":
                         progress(payload.fraction, desc=payload.describe())
                         yield payload
-                    elif isinstance(payload, SweepCellResult):
-                        images[payload.cell.index] = payload.image
-                        yield render_grid(plan, images)
-                    elif kind == "result":
-                        if payload.error:
-                            gr.Warning(f"{SWEEP_STOPPED_EARLY} {payload.error}")
-                        yield self._save(payload)
+                    elif kind == "cell":
+                        received.add(payload)
+                        yield render_grid(plan, received.images)
+                    else:
+                        result = payload
+            if result.error:
+                gr.Warning(f"{SWEEP_STOPPED_EARLY} {result.error}")
+            yield self._save(result)
+
+    def sweep_events(self, plan: SweepPlan, pose: PoseInput) -> Iterator[GpuEvent]:
+        """The GPU function of a sweep (on ZeroGPU it runs in a forked worker): ("progress", SweepProgress)
+        after each step, ("cell", SweepCellResult) as each cell finishes, then ("result", SweepResult).
+        Closing it stops the engine at its next step."""
+        engine = self.studio.generation_engine
+
+        def work(report: Report, stop: threading.Event) -> SweepResult:
+            return run_sweep(
+                engine,
+                plan,
+                pose,
+                progress=lambda update: report("progress", update),
+                on_cell=lambda cell: report("cell", cell),
+                cancel=stop,
+            )
+
+        yield from stream_from_worker(work, "sweep")
 
     def _save(self, result: SweepResult) -> SavedSweep:
         run_dir = self.studio.new_run_dir("sweep-")
@@ -221,10 +239,9 @@ def build_sweep_section(
     pose: PosePanel,
     generation: GenerationPanel,
     gpu: dict[str, Any],
-    gpu_task: Callable[[Callable], Callable],
 ) -> None:
     """The Sweep accordion inside the current Blocks, its events, and /sweep, in the GPU concurrency group
-    (`gpu`: the layout's concurrency settings; `gpu_task`: its ZeroGPU wrapper)."""
+    (`gpu`: the layout's concurrency settings)."""
     sweeps = SweepHandlers(studio)
     ui_event = {"api_visibility": "undocumented"}
     with gr.Accordion("X/Y sweep: compare settings side by side", open=False, elem_id="sweep"):
@@ -262,7 +279,7 @@ def build_sweep_section(
     for axis, values in ((x_axis, x_values), (y_axis, y_values)):
         axis.change(_values_placeholder, axis, values, queue=False, **ui_event)
     run.click(sweeps.arm, None, None, queue=False, **ui_event).then(
-        gpu_task(sweeps.run_stream),
+        sweeps.run_stream,
         [pose.upload, x_axis, x_values, y_axis, y_values],
         [grid, cells, files, status],
         inputs_kwargs=generation.fields,
@@ -280,7 +297,7 @@ def build_sweep_section(
             gr.JSON(),
         ]
     trigger.click(
-        gpu_task(sweeps.api),
+        sweeps.api,
         pose.upload,
         api_outputs,
         inputs_kwargs=generation.api_inputs(SWEEP_API, axis_inputs),

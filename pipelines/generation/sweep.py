@@ -124,6 +124,11 @@ class Axis:
     example: str  # value text shown as a placeholder and in messages
 
 
+def _read_term(token: str) -> list[Any]:
+    return [token]
+
+
+# Module-level readers (no lambdas), so a plan pickles: on ZeroGPU it travels to the GPU worker.
 _whole_numbers = partial(_read_numbers, number_type=int)
 _numbers = partial(_read_numbers, number_type=float)
 
@@ -137,7 +142,7 @@ AXES: dict[str, Axis] = {
         Axis("seed", "Seed", _whole_numbers, "1, 2, 3, 4"),
         Axis("control_guidance_end", "ControlNet end", _numbers, "1-0.5 (-0.25)"),
         # Prompt S/R: the first value is a term of the prompt, and each value replaces it in turn.
-        Axis("prompt", "Prompt S/R", lambda token: [token], "red, blue, green"),
+        Axis("prompt", "Prompt S/R", _read_term, "red, blue, green"),
     )
 }
 
@@ -367,11 +372,14 @@ class SweepProgress:
 
 @dataclass(frozen=True)
 class SweepCellResult:
-    """A finished cell, passed to `on_cell` so a caller can redraw the grid as it fills in."""
+    """A finished cell, passed to `on_cell` so a caller can redraw the grid as it fills in, or build the
+    result of a sweep stopped before it returned (see `SweepResult.add`)."""
 
     cell: SweepCell
     image: Image.Image
     parameters: dict[str, Any]  # the resolved request of this one image (its own seed)
+    conditioning: Image.Image  # the pose image of its batch (the same for every cell)
+    models: dict[str, str]
 
 
 def run_sweep(
@@ -407,12 +415,14 @@ def run_sweep(
                 raise
             result.error = str(error)
             break
-        result.conditioning, result.models = generated.conditioning, generated.models
         for index, image, seed in zip(batch, generated.images, generated.seeds, strict=True):
-            result.images[index] = image
-            result.parameters[index] = {**generated.parameters, "samples": 1, "seed": seed}
+            parameters = {**generated.parameters, "samples": 1, "seed": seed}
+            finished = SweepCellResult(
+                plan.cells[index], image, parameters, generated.conditioning, generated.models
+            )
+            result.add(finished)
             if on_cell is not None:
-                on_cell(SweepCellResult(plan.cells[index], image, result.parameters[index]))
+                on_cell(finished)
     return result
 
 
@@ -436,6 +446,12 @@ class SweepResult:
     @property
     def done(self) -> int:
         return sum(image is not None for image in self.images)
+
+    def add(self, finished: SweepCellResult) -> None:
+        """Record a finished cell: its image and parameters, and the conditioning and models it shares."""
+        index = finished.cell.index
+        self.images[index], self.parameters[index] = finished.image, finished.parameters
+        self.conditioning, self.models = finished.conditioning, finished.models
 
     def grid(self) -> Image.Image | None:
         """The labelled grid, grey where a cell is not done; None while no cell is."""
