@@ -51,6 +51,7 @@ SAMPLER_API = (
     "seed",
     "width",
     "height",
+    "draft",
 )
 GENERATE_API = ("prompt", "negative_prompt", "samples", *SAMPLER_API)
 
@@ -171,6 +172,7 @@ class PoseStudio:
         self.poses: LruCache[PreparedPose] = LruCache(POSE_CACHE_SIZE)
         self.cancel_flags = CancelFlags()
         self.output_root = Path(tempfile.gettempdir()) / "pose-studio-runs"
+        self.shown_notices: set[tuple[str | None, str]] = set()  # (session, engine notice) already shown
 
     @cached_property
     def pose_estimator(self) -> PoseEstimator:
@@ -308,9 +310,17 @@ class PoseStudio:
                         elif kind == "preview":
                             yield payload
                         else:
+                            self._show_notices(engine.notices, session)
                             yield self._save(payload)
                 except Cancelled as cancelled:
                     gr.Warning(str(cancelled))
+
+    def _show_notices(self, notices: dict[str, str], session: str | None) -> None:
+        """What the engine runs without (TAESD previews, the draft LoRA), once per session."""
+        for notice in notices.values():
+            if (session, notice) not in self.shown_notices:
+                self.shown_notices.add((session, notice))
+                gr.Warning(notice)
 
     def new_run_dir(self, prefix: str = "run-") -> Path:
         """A fresh folder for one run's downloads; the oldest go, so KEPT_RUNS stay on disk."""

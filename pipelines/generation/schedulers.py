@@ -34,6 +34,10 @@ class SchedulerSpec:
     scheduler_class: type[SchedulerMixin]
     overrides: dict[str, Any] = field(default_factory=dict)  # applied on top of the pipeline's config
 
+    def build(self, base_config: dict[str, Any]) -> SchedulerMixin:
+        """A new scheduler of this kind on the pipeline's noise schedule (`base_config`)."""
+        return self.scheduler_class.from_config(base_config, **self.overrides)
+
 
 SCHEDULERS: dict[str, SchedulerSpec] = {
     "DDIM": SchedulerSpec(DDIMScheduler),
@@ -55,5 +59,4 @@ DEFAULT_SCHEDULER = "Euler a"
 
 def build_scheduler(name: str, base_config: dict[str, Any]) -> SchedulerMixin:
     """A new scheduler of the named kind on the pipeline's noise schedule (`base_config`)."""
-    spec = SCHEDULERS[name]
-    return spec.scheduler_class.from_config(base_config, **spec.overrides)
+    return SCHEDULERS[name].build(base_config)
