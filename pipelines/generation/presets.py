@@ -9,6 +9,8 @@ the app runs without them and says what is missing.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +177,10 @@ def resolve_extra(preset: Preset, source: ModelSource, settings: Settings) -> Pa
     folder = Path(settings.cache_dir) / "tiny-generation" / source.setting
     if not all((folder / pattern).is_file() for pattern in source.patterns(settings)):
         folder.mkdir(parents=True, exist_ok=True)
-        writer(folder, settings)
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:  # files appear whole: processes may race
+            writer(Path(scratch), settings)
+            for path in Path(scratch).iterdir():
+                os.replace(path, folder / path.name)
     return folder
 
 
