@@ -41,7 +41,11 @@ class Settings:
     cpu_offload: bool = False
     vae_slicing: bool = False
     vae_tiling: bool = False
-    preview_every: int = 5  # a live latent preview every this many scheduler steps
+    preview_every: int = 5  # a live preview every this many scheduler steps
+    preview_model: str = "madebyollin/taesdxl"  # TAESD decoder of the live previews; "" = the colour map
+    preview_size: int = 512  # longest side of a live preview, in pixels (the gallery's display size)
+    draft_lora: str = "ByteDance/SDXL-Lightning"  # few-step LoRA of Draft mode: Hub id or folder; "" = none
+    draft_lora_file: str = "sdxl_lightning_4step_lora.safetensors"  # the weight file in draft_lora
     # Speed levers (pipelines/generation/speed.py, LEVERS): numerically safe ones on, compilation off.
     attention: str = "sdpa"  # sdpa (torch picks) | flash | efficient | cudnn | math (CUDA only)
     channels_last: bool = True

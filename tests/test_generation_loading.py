@@ -36,7 +36,9 @@ def saved_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def local_settings(saved_models: dict[str, Path]) -> Settings:
-    return Settings(preset="sdxl", **{name: str(folder) for name, folder in saved_models.items()})
+    """The three required models from local folders; the optional ones (TAESD, draft LoRA) off."""
+    folders = {name: str(folder) for name, folder in saved_models.items()}
+    return Settings(preset="sdxl", preview_model="", draft_lora="", **folders)
 
 
 def test_sdxl_preset_loads_local_folders_with_the_real_loader(saved_models):

@@ -207,7 +207,7 @@ def test_live_previews_come_before_the_result(studio, photo_path):
     assert streamed, "no preview was streamed while denoising"
     for preview, *rest in streamed:
         assert rest == [gr.skip()] * 5
-        assert [image.size for image in preview] == [(128 // 8, 96 // 8)]  # latent previews
+        assert [image.size for image in preview] == [(128, 96)]  # TAESD (the tiny stand-in) previews
 
 
 def test_cancel_stops_the_run_at_the_next_step(studio, photo_path):

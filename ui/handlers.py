@@ -54,6 +54,7 @@ SAMPLER_API = (
     "seed",
     "width",
     "height",
+    "draft",
 )
 GENERATE_API = ("prompt", "negative_prompt", "samples", *SAMPLER_API)
 
@@ -184,6 +185,7 @@ class PoseStudio:
         self.generate_on_gpu = gpu_task(
             self.generation_events, duration=lambda request, pose: generation_seconds(request)
         )
+        self.shown_notices: set[tuple[str | None, str]] = set()  # (session, engine notice) already shown
 
     @cached_property
     def pose_estimator(self) -> PoseEstimator:
@@ -327,6 +329,7 @@ class PoseStudio:
                     elif kind == "preview":
                         yield payload
                     else:
+                        self._show_notices(self.generation_engine.notices, session)
                         yield self._save(payload)
                         return
             when = "before it started" if step is None else "at step {} of {}".format(*step)
@@ -348,6 +351,13 @@ class PoseStudio:
             )
 
         yield from stream_from_worker(work, "generate")
+
+    def _show_notices(self, notices: dict[str, str], session: str | None) -> None:
+        """What the engine runs without (TAESD previews, the draft LoRA), once per session."""
+        for notice in notices.values():
+            if (session, notice) not in self.shown_notices:
+                self.shown_notices.add((session, notice))
+                gr.Warning(notice)
 
     def new_run_dir(self, prefix: str = "run-") -> Path:
         """A fresh folder for one run's downloads; the oldest go, so KEPT_RUNS stay on disk."""

@@ -165,6 +165,11 @@ def _generation_panel(max_samples: int) -> GenerationPanel:
     with gr.Row(equal_height=True):
         fields["seed"] = gr.Number(label="Seed", value=0, precision=0, minimum=-1, elem_id="seed")
         fields["randomize_seed"] = gr.Checkbox(label="Randomise seed", value=True, elem_id="randomize-seed")
+    fields["draft"] = gr.Checkbox(
+        label="Draft: a 4-step look (SDXL-Lightning). Untick and use the seed for the final image",
+        value=defaults.draft,
+        elem_id="draft",
+    )
     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
         fields["auto_size"] = gr.Checkbox(
             label="Size from the pose (nearest SDXL bucket)", value=True, elem_id="auto-size"

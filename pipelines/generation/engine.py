@@ -12,28 +12,38 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
 import torch
-from diffusers import StableDiffusionXLControlNetPipeline
+from diffusers import AutoencoderTiny, StableDiffusionXLControlNetPipeline
 from PIL import Image
 
 from pipelines.errors import (
     Cancelled,
     GenerationError,
+    ModelError,
     NoPersonError,
     ValidationError,
     out_of_memory_kind,
     shown,
 )
 from pipelines.generation import speed
+from pipelines.generation.draft import DRAFT, AdapterGate, adapter_switch, load_draft_lora
 from pipelines.generation.metadata import png_text
-from pipelines.generation.presets import Preset, get_preset
-from pipelines.generation.previews import latent_previews
-from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS, build_scheduler
+from pipelines.generation.presets import (
+    DRAFT_SOURCE,
+    PREVIEW_SOURCE,
+    ModelSource,
+    Preset,
+    get_preset,
+    resolve_extra,
+)
+from pipelines.generation.previews import Previewer, TaesdPreviews, latent_previews
+from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
 from pipelines.images import letterbox, sdxl_bucket
 from pipelines.pose import PoseEstimator, PoseResult, draw_conditioning, from_openpose_json
 from pipelines.settings import ENV_PREFIX, Settings
@@ -84,6 +94,11 @@ FLAG_FIELDS = ("include_hands", "include_face", "thick_lines")
 # Device kind -> dtype when POSE_STUDIO_DTYPE is auto; CPUs run fp16 convolutions slowly or not at all.
 AUTO_DTYPE = {"cuda": "fp16", "mps": "fp16", "cpu": "fp32"}
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+# Optional model -> what the app does without it (the page shows this once, with the reason after it).
+WITHOUT_EXTRA = {
+    "preview_model": "Live previews show a rough colour map of the latents instead of TAESD pictures:",
+    "draft_lora": "Draft mode is unavailable:",
+}
 # Kernels run asynchronously on accelerators: wait for them before reading a timer.
 SYNCHRONIZE: dict[str, Callable[[], None]] = {"cuda": torch.cuda.synchronize, "mps": torch.mps.synchronize}
 
@@ -106,6 +121,7 @@ class GenerationRequest:
     include_hands: bool = False
     include_face: bool = False
     thick_lines: bool = True
+    draft: bool = False  # a quick few-step look (SDXL-Lightning LoRA; fixed steps, sampler and guidance)
 
     def validate(self) -> None:
         """Raise ValidationError naming the first bad field and its allowed values."""
@@ -283,6 +299,11 @@ class GenerationEngine:
         self._pose_estimator = pose_estimator
         self._pose_providers: dict[str, list[str]] = {}  # model file -> onnxruntime's, once DWPose has run
         self._pipeline: StableDiffusionXLControlNetPipeline | None = None
+        self._previewer: Previewer = latent_previews  # TAESD once it loads
+        self._draft_gate: AdapterGate | None = None  # set once the draft LoRA loads
+        self._draft_bytes = 0
+        # Optional model setting -> why it is not in use, for the page to show once (and the logs).
+        self.notices: dict[str, str] = {}
         self._load_lock = threading.Lock()
         self._vae_lock = threading.Lock()  # decoding may upcast the shared VAE
         # Fast tokenizers switch padding modes in place and fail ("Already borrowed") when shared by threads.
@@ -315,6 +336,9 @@ class GenerationEngine:
         runtime = {"device": str(self.device), "dtype": str(self.dtype).removeprefix("torch.")}
         if self._pipeline is not None:
             runtime["speed"] = ", ".join(getattr(self._pipeline, "speed_levers", [])) or "stock"
+            runtime["previews"] = "colour map" if self._previewer is latent_previews else "TAESD"
+            if self._draft_gate is not None:
+                runtime["draft"] = f"{DRAFT.name} ({self._draft_bytes / 2**20:.1f} MB)"
         if self._pose_providers:
             runtime["pose_providers"] = _providers_text(self._pose_providers)
         return runtime
@@ -338,8 +362,11 @@ class GenerationEngine:
                     "No GPU: running SDXL on the CPU in float32. It works, but takes minutes per image."
                 )
             started = time.perf_counter()
-            pipeline = self.preset.build(self.preset, self.settings, self.dtype)
-            self._pipeline = configure_pipeline(pipeline, self.settings, self.device)
+            pipeline = configure_pipeline(
+                self.preset.build(self.preset, self.settings, self.dtype), self.settings, self.device
+            )
+            self._load_extras(pipeline)
+            self._pipeline = pipeline
             if self.settings.compile != "off" and self.settings.compile_warmup:
                 self._warm_up()
             log.info(
@@ -349,6 +376,39 @@ class GenerationEngine:
                 self.dtype,
                 time.perf_counter() - started,
             )
+
+    def _load_extras(self, pipeline: StableDiffusionXLControlNetPipeline) -> None:
+        """The optional models: each one that is off or fails to load leaves a notice, not an error."""
+        loaders: dict[ModelSource, Callable[[StableDiffusionXLControlNetPipeline, Path], None]] = {
+            PREVIEW_SOURCE: self._load_previewer,
+            DRAFT_SOURCE: self._load_draft,
+        }
+        for source, load in loaders.items():
+            try:
+                folder = resolve_extra(self.preset, source, self.settings)
+                if folder is None:
+                    raise ModelError(f"{ENV_PREFIX}{source.setting.upper()} is empty (turned off).")
+                load(pipeline, folder)
+            except ModelError as error:
+                self.notices[source.setting] = f"{WITHOUT_EXTRA[source.setting]} {error}"
+                log.warning("%s", self.notices[source.setting])
+
+    def _load_previewer(self, pipeline: StableDiffusionXLControlNetPipeline, folder: Path) -> None:
+        try:
+            decoder = AutoencoderTiny.from_pretrained(folder, dtype=self.dtype)
+        except (OSError, ValueError) as error:
+            raise ModelError(f"the decoder in {folder} could not be loaded ({error}).") from error
+        self._previewer = TaesdPreviews(decoder.to(self.device).eval(), self.settings.preview_size)
+
+    def _load_draft(self, pipeline: StableDiffusionXLControlNetPipeline, folder: Path) -> None:
+        self._draft_bytes = load_draft_lora(pipeline, folder, self.settings.draft_lora_file)
+        self._draft_gate = AdapterGate(adapter_switch(pipeline))
+
+    def _mode(self, request: GenerationRequest) -> AbstractContextManager[None]:
+        """Hold the shared UNet in this request's mode (draft adapter on or off) while it denoises."""
+        if request.draft and self._draft_gate is None:
+            raise ModelError(self.notices.get("draft_lora", "Draft mode is unavailable."))
+        return nullcontext() if self._draft_gate is None else self._draft_gate.mode(request.draft)
 
     def _warm_up(self) -> None:
         """Compile for the default bucket now (1 sample, 2 steps), not on the first user's request. Requests
@@ -376,15 +436,20 @@ class GenerationEngine:
         height, width = conditioning.shape[:2]
         seed = resolve_seed(request.seed)
         resolved = dataclasses.replace(request, seed=seed, width=width, height=height)
+        if request.draft:  # the distillation's own steps and guidance
+            resolved = dataclasses.replace(
+                resolved, num_inference_steps=DRAFT.num_inference_steps, guidance_scale=DRAFT.guidance_scale
+            )
         seeds = [seed + index for index in range(request.samples)]
         _raise_if_cancelled(cancel, "before it started")
 
         out_of_memory = None
         try:
-            pipeline = self._request_pipeline(request.scheduler)
-            latents, denoise_seconds = self._timed(
-                self._denoise, pipeline, resolved, conditioning, seeds, progress, preview, cancel
-            )
+            pipeline = self._request_pipeline(request)
+            with self._mode(request):
+                latents, denoise_seconds = self._timed(
+                    self._denoise, pipeline, resolved, conditioning, seeds, progress, preview, cancel
+                )
             decoded, decode_seconds = self._timed(self._decode, pipeline, latents)
         except Exception as error:  # every form of out of memory (errors.OUT_OF_MEMORY_FORMS); others go on
             out_of_memory = out_of_memory_kind(error)
@@ -405,7 +470,7 @@ class GenerationEngine:
                 "decode": decode_seconds,
                 "total": time.perf_counter() - started,
             },
-            parameters=dataclasses.asdict(resolved),
+            parameters=_parameters(resolved),
             models=self.models,
             runtime=self.runtime,
         )
@@ -444,13 +509,15 @@ class GenerationEngine:
             pose, size, hands=request.include_hands, face=request.include_face, thick=request.thick_lines
         )
 
-    def _request_pipeline(self, scheduler: str) -> StableDiffusionXLControlNetPipeline:
-        """A pipeline object of this request alone: the shared weights, its own scheduler and call state.
+    def _request_pipeline(self, request: GenerationRequest) -> StableDiffusionXLControlNetPipeline:
+        """A pipeline object of this request alone: the shared weights, its own scheduler (the draft's in
+        Draft mode) and call state.
         (Built directly rather than with `from_pipe`, which in diffusers 0.42 re-casts every shared model,
         to float32 unless told otherwise, and logs a warning per model per request.)"""
         shared = self.pipeline
+        spec = DRAFT.scheduler if request.draft else SCHEDULERS[request.scheduler]
         pipeline = StableDiffusionXLControlNetPipeline(
-            **{**shared.components, "scheduler": build_scheduler(scheduler, shared.scheduler.config)},
+            **{**shared.components, "scheduler": spec.build(shared.scheduler.config)},
             add_watermarker=False,
         )
         pipeline.set_progress_bar_config(disable=True)
@@ -484,7 +551,7 @@ class GenerationEngine:
             if progress is not None:
                 progress(step, total)
             if preview is not None and step % preview_every == 0 and step < total:
-                preview(latent_previews(tensors["latents"]), step, total)
+                preview(self._previewer(tensors["latents"]), step, total)
             _raise_if_cancelled(cancel, f"at step {step} of {total}")
             if cuda_graphs:
                 speed.mark_step()
@@ -559,6 +626,14 @@ def out_of_memory_message(kind: str, samples: int, width: int, height: int) -> s
 def _providers_text(providers: dict[str, list[str]]) -> str:
     """The onnxruntime provider each DWPose model runs on (the first of its session's list)."""
     return ", ".join(f"{name}: {used[0]}" for name, used in providers.items())
+
+
+def _parameters(resolved: GenerationRequest) -> dict[str, Any]:
+    """The request as it ran: a draft records the sampler it used, not the one the panel had."""
+    parameters = dataclasses.asdict(resolved)
+    if resolved.draft:
+        parameters["scheduler"] = DRAFT.scheduler_name
+    return parameters
 
 
 def _output_size(request: GenerationRequest, source_width: int, source_height: int) -> tuple[int, int]:

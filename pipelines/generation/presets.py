@@ -1,14 +1,18 @@
 """Where the pipeline's weights come from: the real SDXL models (Hub or local folders) or the tiny stand-in.
 
-The model ids themselves live in `Settings` (base_model, controlnet_model, vae_model), so env vars and CLI
-flags can point any of them at another repo or a local folder; this table says which files each one needs.
+The model ids themselves live in `Settings` (base_model, controlnet_model, vae_model, preview_model,
+draft_lora), so env vars and CLI flags can point any of them at another repo or a local folder; this table
+says which files each one needs. `sources` are required; `extras` are optional (live previews, Draft mode):
+the app runs without them and says what is missing.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,7 +27,7 @@ from huggingface_hub.errors import (
 )
 
 from pipelines.errors import ModelError
-from pipelines.generation.tiny import build_tiny_pipeline
+from pipelines.generation.tiny import build_tiny_pipeline, save_tiny_lora, save_tiny_taesd
 from pipelines.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,11 @@ class ModelSource:
     setting: str  # the Settings field holding its Hub id or local folder
     files: tuple[str, ...]  # allow-patterns for the download; the rest of the repo is never fetched
     variant: str | None = None
+    file_setting: str | None = None  # a Settings field naming one more file (the LoRA's weight file)
+
+    def patterns(self, settings: Settings) -> tuple[str, ...]:
+        """Every file of the repo this model needs, under `settings`."""
+        return self.files + ((getattr(settings, self.file_setting),) if self.file_setting else ())
 
 
 SDXL_BASE_FILES = (
@@ -57,11 +66,21 @@ SDXL_BASE_FILES = (
 )  # no vae/: the fp16-fix VAE replaces it
 
 
+# Optional models: the live-preview decoder (TAESD for SDXL) and Draft mode's few-step LoRA.
+PREVIEW_SOURCE = ModelSource("live-preview decoder (TAESD)", "preview_model", SINGLE_MODEL_FILES)
+DRAFT_SOURCE = ModelSource("draft LoRA", "draft_lora", (), file_setting="draft_lora_file")
+EXTRAS = (PREVIEW_SOURCE, DRAFT_SOURCE)
+StandIn = Callable[[Path, Settings], None]  # writes a stand-in model into a folder
+
+
 @dataclass(frozen=True)
 class Preset:
     is_stand_in: bool  # outputs are noise; the UI says so
     sources: tuple[ModelSource, ...]  # empty: built in code, nothing to download
     build: Callable[[Preset, Settings, torch.dtype], StableDiffusionXLControlNetPipeline]
+    extras: tuple[ModelSource, ...] = EXTRAS
+    # setting -> writer of a stand-in used instead of a Hub id (a local folder in the setting still wins)
+    stand_ins: dict[str, StandIn] = field(default_factory=dict)
 
 
 def load_pretrained(
@@ -102,7 +121,15 @@ PRESETS: dict[str, Preset] = {
         ),
         build=load_pretrained,
     ),
-    "tiny": Preset(is_stand_in=True, sources=(), build=build_tiny),
+    "tiny": Preset(
+        is_stand_in=True,
+        sources=(),
+        build=build_tiny,
+        stand_ins={
+            "preview_model": lambda folder, settings: save_tiny_taesd(folder),
+            "draft_lora": lambda folder, settings: save_tiny_lora(folder, settings.draft_lora_file),
+        },
+    ),
 }
 
 
@@ -120,7 +147,7 @@ def resolve_source(source: ModelSource, settings: Settings) -> Path:
     if Path(model).expanduser().is_dir():
         return Path(model).expanduser()
     try:
-        folder = snapshot_download(model, allow_patterns=list(source.files))
+        folder = snapshot_download(model, allow_patterns=list(source.patterns(settings)))
     except (LocalEntryNotFoundError, RepositoryNotFoundError, GatedRepoError, HFValidationError) as error:
         raise ModelError(_missing_message(source, model, error)) from error
     except HfHubHTTPError as error:
@@ -138,12 +165,34 @@ def _missing_message(source: ModelSource, model: str, error: Exception) -> str:
     )
 
 
+def resolve_extra(preset: Preset, source: ModelSource, settings: Settings) -> Path | None:
+    """The folder of an optional model, or None when its setting is empty (turned off). A stand-in preset
+    writes its tiny random model under the cache folder unless the setting names a local folder."""
+    model = getattr(settings, source.setting)
+    if not model:
+        return None
+    writer = preset.stand_ins.get(source.setting)
+    if writer is None or Path(model).expanduser().is_dir():
+        return resolve_source(source, settings)
+    folder = Path(settings.cache_dir) / "tiny-generation" / source.setting
+    if not all((folder / pattern).is_file() for pattern in source.patterns(settings)):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:  # files appear whole: processes may race
+            writer(Path(scratch), settings)
+            for path in Path(scratch).iterdir():
+                os.replace(path, folder / path.name)
+    return folder
+
+
 def download_models(settings: Settings) -> dict[str, Path]:
     """Fetch every file the configured preset needs into the Hugging Face cache, ahead of time (Space
-    builds, offline use). Local folders are left as they are. Returns role -> folder."""
+    builds, offline use): the required models, then the optional ones that are not turned off. Local folders
+    are left as they are. Returns role -> folder."""
     preset = get_preset(settings.preset)
     folders = {}
-    for source in preset.sources:
-        log.info("Fetching the %s (%s)", source.role, getattr(settings, source.setting))
-        folders[source.role] = resolve_source(source, settings)
+    extras = () if preset.stand_ins else preset.extras  # a stand-in preset writes its own
+    for source in (*preset.sources, *extras):
+        if getattr(settings, source.setting):
+            log.info("Fetching the %s (%s)", source.role, getattr(settings, source.setting))
+            folders[source.role] = resolve_source(source, settings)
     return folders

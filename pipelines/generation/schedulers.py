@@ -38,6 +38,10 @@ class SchedulerSpec:
     a1111_sampler: str | None = None
     a1111_schedule: str | None = None
 
+    def build(self, base_config: dict[str, Any]) -> SchedulerMixin:
+        """A new scheduler of this kind on the pipeline's noise schedule (`base_config`)."""
+        return self.scheduler_class.from_config(base_config, **self.overrides)
+
 
 SCHEDULERS: dict[str, SchedulerSpec] = {
     "DDIM": SchedulerSpec(DDIMScheduler, a1111_sampler="DDIM"),
@@ -86,5 +90,4 @@ def a1111_name(name: str) -> tuple[str, str | None]:
 
 def build_scheduler(name: str, base_config: dict[str, Any]) -> SchedulerMixin:
     """A new scheduler of the named kind on the pipeline's noise schedule (`base_config`)."""
-    spec = SCHEDULERS[name]
-    return spec.scheduler_class.from_config(base_config, **spec.overrides)
+    return SCHEDULERS[name].build(base_config)

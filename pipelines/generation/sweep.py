@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pipelines.errors import Cancelled, UserError, ValidationError
 from pipelines.generation import GenerationEngine, GenerationRequest, PoseInput, resolve_seed
+from pipelines.generation.draft import DRAFT_FIXED_FIELDS
 from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.generation.metadata import png_text
 from pipelines.generation.schedulers import SCHEDULERS
@@ -265,6 +266,9 @@ def plan_sweep(
     y = axis_by_name(y_axis) if y_axis else None
     if y is x:
         raise ValidationError(f"X and Y are both {x.title}; pick two different parameters")
+    fixed = [axis.title for axis in (x, y) if axis is not None and axis.name in DRAFT_FIXED_FIELDS]
+    if request.draft and fixed:
+        raise ValidationError(f"Draft mode fixes {fixed[0]}; turn Draft off to sweep it")
     x_items = _read_items(x_values, x, "X values")
     y_items = _read_items(y_values, y, "Y values") if y else []
     _check_cap(len(x_items), len(y_items) if y else None, settings.sweep_max_cells)

@@ -6,12 +6,16 @@ models in seconds on a CPU. Its images are noise; the UI labels them as stand-in
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from diffusers import (
     AutoencoderKL,
+    AutoencoderTiny,
     ControlNetModel,
     EulerAncestralDiscreteScheduler,
     StableDiffusionXLControlNetPipeline,
+    StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
 from tokenizers import pre_tokenizers
@@ -116,3 +120,43 @@ def _tiny_vocab() -> dict[str, int]:
 
 def tiny_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=_tiny_vocab(), merges=[], model_max_length=77)
+
+
+# Stand-ins of the optional models (the live-preview decoder and the draft LoRA), written to a folder and
+# loaded back through the real loaders, so the tiny preset runs the previews and Draft mode offline too.
+LORA_RANK = 4
+FUSED_PROJECTIONS = ("to_qkv", "to_kv")  # added by the fuse_qkv lever; a LoRA targets the separate ones
+
+
+def save_tiny_taesd(folder: Path) -> None:
+    """A random `AutoencoderTiny` (TAESD's architecture, 8 channels instead of 64) in diffusers' format."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED)
+        decoder = AutoencoderTiny(
+            encoder_block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8),
+            num_encoder_blocks=(1, 1, 1, 1),
+            num_decoder_blocks=(1, 1, 1, 1),
+        )
+    decoder.save_pretrained(folder)
+
+
+def save_random_lora(
+    unet: UNet2DConditionModel, folder: Path, weight_name: str, rank: int = LORA_RANK, std: float = 0.1
+) -> int:
+    """A random LoRA on every linear layer of `unet` (which may live on the meta device: only shapes are
+    read), saved by diffusers' own LoRA saver in its peft format. Returns the number of layers."""
+    generator = torch.Generator().manual_seed(TINY_SEED)
+    layers = {}
+    for name, module in unet.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] not in FUSED_PROJECTIONS:
+            shapes = {"lora_A": (rank, module.in_features), "lora_B": (module.out_features, rank)}
+            for part, shape in shapes.items():
+                layers[f"{name}.{part}.weight"] = std * torch.randn(shape, generator=generator)
+    StableDiffusionXLPipeline.save_lora_weights(folder, unet_lora_layers=layers, weight_name=weight_name)
+    return len(layers) // 2
+
+
+def save_tiny_lora(folder: Path, weight_name: str) -> None:
+    """The tiny preset's draft LoRA: random, for the tiny UNet."""
+    save_random_lora(build_tiny_pipeline().unet, folder, weight_name)
