@@ -93,9 +93,14 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     from ui.handlers import PoseStudio
+    from ui.hosted_api import HostedApi
     from ui.layout import CSS, THEME, build_ui
+    from ui.mcp_tools import document_tools
 
     demo = build_ui(PoseStudio(settings))
+    document_tools(demo)  # the MCP tools' names and descriptions
+    # The hosted services' routes live on Gradio's own FastAPI app and call back into its queue.
+    hosted = HostedApi(settings, local_url=lambda: demo.local_url)
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         show_error=False,
         theme=THEME,
         css=CSS,
+        mcp_server=settings.mcp_server,
+        app_kwargs={"routes": hosted.routes()},
     )
 
 
