@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     ).resolve()
 
     from ui.handlers import PoseStudio
+    from ui.hosted_api import HostedApi
     from ui.layout import CSS, THEME, build_ui
+    from ui.mcp_tools import document_tools
 
     if zerogpu.on_zerogpu():
         settings = zerogpu.zerogpu_settings(settings)
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     if zerogpu.on_zerogpu():
         zerogpu.load_at_start_up(studio)  # in this process, before launch: ZeroGPU packs the weights then
     demo = build_ui(studio)
+    document_tools(demo)  # the MCP tools' names and descriptions
+    # The hosted services' routes live on Gradio's own FastAPI app and call back into its queue.
+    hosted = HostedApi(settings, local_url=lambda: demo.local_url)
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         allowed_paths=[str(examples_cache)],
         theme=THEME,
         css=CSS,
+        mcp_server=settings.mcp_server,
+        app_kwargs={"routes": hosted.routes()},
     )
 
 

@@ -69,6 +69,12 @@ class Settings:
     port: int = 7860
     concurrency_limit: int = 1
     max_queue_size: int = 16
+    mcp_server: bool = True  # Gradio's MCP server at /gradio_api/mcp/ (tools dwpose, generate, sweep)
+    # The hosted APIs' HTTP shapes (ui/hosted_api.py)
+    api_key: str = ""  # when set, the hosted routes need it (x-api-key, or Authorization: Key ...)
+    fetch_urls: bool = False  # fetch http(s) image URLs given to them (data: URLs always work)
+    fetch_allow_loopback: bool = False  # also 127.0.0.1 / ::1 (tests); private addresses never
+    fetch_timeout_s: int = 10
 
     cache_dir: str = str(_default_cache_dir())
 
