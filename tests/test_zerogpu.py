@@ -234,8 +234,8 @@ def test_generate_is_one_gpu_call_asking_for_its_duration(app_on_zerogpu, client
     arguments = {"prompt": "a knight", "samples": 2, "num_inference_steps": 2, "seed": 5}
     size = {"width": 128, "height": 96}
     images, seeds = client.predict(image=handle_file(str(POSE)), **arguments, **size, api_name="/generate")
-    assert seeds == [5, 6] and [caption for _, caption in images] == ["seed 5", "seed 6"]
-    assert all(Path(image).is_file() for image, _ in images)  # saved by the main process, served from there
+    assert seeds == [5, 6] and [item["caption"] for item in images] == ["seed 5", "seed 6"]
+    assert all(Path(item["image"]).is_file() for item in images)  # saved by the main process, served from it
     (call,) = gpu_calls(app_on_zerogpu)[before:]
     expected = generation_seconds(GenerationRequest(**arguments, **size))
     assert (call["function"], call["duration"]) == ("generation_events", expected)
@@ -266,7 +266,7 @@ def test_a_sweep_is_one_gpu_call_asking_for_its_cells_duration(app_on_zerogpu, c
     base = {"prompt": "a dancer", "seed": 4, "width": 64, "height": 64}
     axis = {"x_axis": "num_inference_steps", "x_values": "1, 2"}
     grid, cells, record = client.predict(image=handle_file(str(POSE)), **base, **axis, api_name="/sweep")
-    assert Path(grid).is_file() and [caption for _, caption in cells] == ["Steps 1", "Steps 2"]
+    assert Path(grid).is_file() and [cell["caption"] for cell in cells] == ["Steps 1", "Steps 2"]
     assert record["cells_done"] == 2 and not record["cancelled"]
     plan = plan_sweep(GenerationRequest(**base), *axis.values(), settings=Settings())
     assert [(c["function"], c["duration"]) for c in gpu_calls(app_on_zerogpu)[before:]] == [
@@ -317,9 +317,10 @@ def test_the_page_on_zerogpu_upload_mode_generate_cancel_sweep_and_a_preset(
     page.screenshot(path=str(tmp_path / "zerogpu-generate.png"), full_page=True)
 
     # Cancel a long run: its child is closed and gone.
-    steps = page.locator("#steps input[type=number]")
-    steps.fill("100")
-    steps.press("Enter")
+    for selector, value in (("#steps", 100), ("#width", 512), ("#height", 512)):
+        field = page.locator(f"{selector} input[type=number]")
+        field.fill(str(value))
+        field.press("Enter")
     calls = len(gpu_calls(app_on_zerogpu))
     page.click("#generate")
     (call,) = wait_for(lambda: gpu_calls(app_on_zerogpu)[calls:])
@@ -332,6 +333,10 @@ def test_the_page_on_zerogpu_upload_mode_generate_cancel_sweep_and_a_preset(
     assert end["outcome"] == "closed"
 
     # Sweep, then Cancel sweep during its second cell: the GPU function is closed, the done cell kept.
+    for selector, value in (("#steps", 30), ("#width", 128), ("#height", 128)):
+        field = page.locator(f"{selector} input[type=number]")
+        field.fill(str(value))
+        field.press("Enter")
     page.click("#sweep button")
     page.fill("#sweep-x-values textarea", "3, 5, 7")
     calls = len(gpu_calls(app_on_zerogpu))
