@@ -133,7 +133,7 @@ def test_a_fork_after_torch_started_its_threads_hangs_unless_the_worker_uses_one
     expected = float(_convolve(128).sum())
     raw = fake_spaces.GPU(duration=5)(_convolutions)
     with pytest.raises(TimeoutError):  # the thread that started the pool forks: the child hangs
-        _with_timeout(lambda: (_convolve(128), list(raw(128)))[1], seconds=15)
+        _with_timeout(lambda: (_convolve(128), list(raw(128)))[1], seconds=8)
     hung = _gpu_call_log(emulated_zerogpu)[-1]
     assert (hung["outcome"], hung["exitcode"]) == ("error", -15)  # it never answered, and was terminated
     wrapped = gpu_task(_convolutions, duration=lambda size: 5)
