@@ -10,7 +10,9 @@ import os
 import pickle
 import threading
 import time
+import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -22,6 +24,7 @@ from pipelines.settings import Settings
 from tests.app_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    PANEL,
     REPO,
     fill_small_generation,
     running_app,
@@ -30,6 +33,8 @@ from tests.app_helpers import (
 )
 from tests.zerogpu_emulation import spaces as fake_spaces
 from ui import zerogpu
+from ui.handlers import PoseStudio
+from ui.sweep import SweepHandlers
 from ui.zerogpu import MAX_SECONDS, generation_seconds, gpu_task, sweep_seconds, zerogpu_settings
 
 EMULATION = REPO / "tests" / "zerogpu_emulation"
@@ -165,6 +170,30 @@ def _with_timeout(work, seconds: float):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def test_a_sweep_cancelled_in_its_gpu_worker_keeps_the_cells_that_came_back(emulated_zerogpu, tmp_path):
+    """In this process, under the fake: Cancel sweep during the second cell closes the GPU function; the main
+    process builds the result from the cells it received, conditioning and metadata included."""
+    studio = PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=str(tmp_path / "cache")))
+    sweeps, session = SweepHandlers(studio), SimpleNamespace(session_hash="zerogpu-sweep-cancel")
+
+    def progress(fraction: float, desc: str = "") -> None:
+        if desc.startswith("cell 2 of 3"):
+            sweeps.cancel(session)
+
+    panel = PANEL | {"num_inference_steps": 4, "width": 64, "height": 64}
+    axes = {"x_axis": "seed", "x_values": "1, 3, 5", "y_axis": "", "y_values": ""}
+    *_, (_, cells, files, status) = sweeps.run_stream(
+        str(POSE), **axes, **panel, progress=progress, request=session
+    )
+    assert status == "Cancelled: 1 of 3 cells done (seeds from the Seed axis); the rest are grey."
+    assert [caption for _, caption in cells] == ["Seed 1"]
+    with zipfile.ZipFile(files[0]) as bundle:
+        assert sorted(bundle.namelist()) == ["cell-01-r1c1.png", "conditioning.png", "grid.png", "sweep.json"]
+        assert json.loads(bundle.read("sweep.json"))["cancelled"] is True
+    call, end = [record for record in _gpu_call_log(emulated_zerogpu) if record["event"] != "import"]
+    assert (call["function"], end["outcome"], end["exitcode"]) == ("sweep_events", "closed", 0)
 
 
 # ----- the app under the emulation --------------------------------------------------------------------------
