@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 from pipelines.generation import GenerationRequest
 from pipelines.generation.sweep import AXES, plan_sweep
@@ -254,6 +255,15 @@ def test_pose_detection_runs_on_the_cpu_without_a_gpu_call(app_on_zerogpu, clien
     before = len(gpu_calls(app_on_zerogpu))
     _, pose_json = client.predict(image=handle_file(str(photo)), draw_mode="body-pose", api_name="/dwpose")
     assert len(pose_json["people"]) == 1
+    assert len(gpu_calls(app_on_zerogpu)) == before
+
+
+@pytest.mark.server
+def test_a_bad_request_is_refused_without_a_gpu_call(app_on_zerogpu, client):
+    before = len(gpu_calls(app_on_zerogpu))
+    with pytest.raises(AppError) as error:
+        client.predict(image=handle_file(str(POSE)), prompt="  ", api_name="/generate")
+    assert str(error.value) == "prompt must not be empty"
     assert len(gpu_calls(app_on_zerogpu)) == before
 
 

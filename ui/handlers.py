@@ -314,6 +314,7 @@ class PoseStudio:
                 raise NoPersonError(
                     "No person was found in this image, so there is no pose to generate from."
                 )
+            generation_request.validate()  # here: a bad request must not take (or size) a GPU
             if not self.generation_engine.is_loaded:
                 progress(0, desc=LOADING_GENERATION)
             step, result = None, None
