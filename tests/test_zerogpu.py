@@ -10,11 +10,14 @@ import os
 import pickle
 import threading
 import time
+import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 from pipelines.generation import GenerationRequest
 from pipelines.generation.sweep import AXES, plan_sweep
@@ -22,6 +25,7 @@ from pipelines.settings import Settings
 from tests.app_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    PANEL,
     REPO,
     fill_small_generation,
     running_app,
@@ -30,6 +34,8 @@ from tests.app_helpers import (
 )
 from tests.zerogpu_emulation import spaces as fake_spaces
 from ui import zerogpu
+from ui.handlers import PoseStudio
+from ui.sweep import SweepHandlers
 from ui.zerogpu import MAX_SECONDS, generation_seconds, gpu_task, sweep_seconds, zerogpu_settings
 
 EMULATION = REPO / "tests" / "zerogpu_emulation"
@@ -133,7 +139,7 @@ def test_a_fork_after_torch_started_its_threads_hangs_unless_the_worker_uses_one
     expected = float(_convolve(128).sum())
     raw = fake_spaces.GPU(duration=5)(_convolutions)
     with pytest.raises(TimeoutError):  # the thread that started the pool forks: the child hangs
-        _with_timeout(lambda: (_convolve(128), list(raw(128)))[1], seconds=15)
+        _with_timeout(lambda: (_convolve(128), list(raw(128)))[1], seconds=8)
     hung = _gpu_call_log(emulated_zerogpu)[-1]
     assert (hung["outcome"], hung["exitcode"]) == ("error", -15)  # it never answered, and was terminated
     wrapped = gpu_task(_convolutions, duration=lambda size: 5)
@@ -165,6 +171,30 @@ def _with_timeout(work, seconds: float):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def test_a_sweep_cancelled_in_its_gpu_worker_keeps_the_cells_that_came_back(emulated_zerogpu, tmp_path):
+    """In this process, under the fake: Cancel sweep during the second cell closes the GPU function; the main
+    process builds the result from the cells it received, conditioning and metadata included."""
+    studio = PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=str(tmp_path / "cache")))
+    sweeps, session = SweepHandlers(studio), SimpleNamespace(session_hash="zerogpu-sweep-cancel")
+
+    def progress(fraction: float, desc: str = "") -> None:
+        if desc.startswith("cell 2 of 3"):
+            sweeps.cancel(session)
+
+    panel = PANEL | {"num_inference_steps": 4, "width": 64, "height": 64}
+    axes = {"x_axis": "seed", "x_values": "1, 3, 5", "y_axis": "", "y_values": ""}
+    *_, (_, cells, files, status) = sweeps.run_stream(
+        str(POSE), **axes, **panel, progress=progress, request=session
+    )
+    assert status == "Cancelled: 1 of 3 cells done (seeds from the Seed axis); the rest are grey."
+    assert [caption for _, caption in cells] == ["Seed 1"]
+    with zipfile.ZipFile(files[0]) as bundle:
+        assert sorted(bundle.namelist()) == ["cell-01-r1c1.png", "conditioning.png", "grid.png", "sweep.json"]
+        assert json.loads(bundle.read("sweep.json"))["cancelled"] is True
+    call, end = [record for record in _gpu_call_log(emulated_zerogpu) if record["event"] != "import"]
+    assert (call["function"], end["outcome"], end["exitcode"]) == ("sweep_events", "closed", 0)
 
 
 # ----- the app under the emulation --------------------------------------------------------------------------
@@ -229,13 +259,22 @@ def test_pose_detection_runs_on_the_cpu_without_a_gpu_call(app_on_zerogpu, clien
 
 
 @pytest.mark.server
+def test_a_bad_request_is_refused_without_a_gpu_call(app_on_zerogpu, client):
+    before = len(gpu_calls(app_on_zerogpu))
+    with pytest.raises(AppError) as error:
+        client.predict(image=handle_file(str(POSE)), prompt="  ", api_name="/generate")
+    assert str(error.value) == "prompt must not be empty"
+    assert len(gpu_calls(app_on_zerogpu)) == before
+
+
+@pytest.mark.server
 def test_generate_is_one_gpu_call_asking_for_its_duration(app_on_zerogpu, client):
     before = len(gpu_calls(app_on_zerogpu))
     arguments = {"prompt": "a knight", "samples": 2, "num_inference_steps": 2, "seed": 5}
     size = {"width": 128, "height": 96}
     images, seeds = client.predict(image=handle_file(str(POSE)), **arguments, **size, api_name="/generate")
-    assert seeds == [5, 6] and [caption for _, caption in images] == ["seed 5", "seed 6"]
-    assert all(Path(image).is_file() for image, _ in images)  # saved by the main process, served from there
+    assert seeds == [5, 6] and [item["caption"] for item in images] == ["seed 5", "seed 6"]
+    assert all(Path(item["image"]).is_file() for item in images)  # saved by the main process, served from it
     (call,) = gpu_calls(app_on_zerogpu)[before:]
     expected = generation_seconds(GenerationRequest(**arguments, **size))
     assert (call["function"], call["duration"]) == ("generation_events", expected)
@@ -266,7 +305,7 @@ def test_a_sweep_is_one_gpu_call_asking_for_its_cells_duration(app_on_zerogpu, c
     base = {"prompt": "a dancer", "seed": 4, "width": 64, "height": 64}
     axis = {"x_axis": "num_inference_steps", "x_values": "1, 2"}
     grid, cells, record = client.predict(image=handle_file(str(POSE)), **base, **axis, api_name="/sweep")
-    assert Path(grid).is_file() and [caption for _, caption in cells] == ["Steps 1", "Steps 2"]
+    assert Path(grid).is_file() and [cell["caption"] for cell in cells] == ["Steps 1", "Steps 2"]
     assert record["cells_done"] == 2 and not record["cancelled"]
     plan = plan_sweep(GenerationRequest(**base), *axis.values(), settings=Settings())
     assert [(c["function"], c["duration"]) for c in gpu_calls(app_on_zerogpu)[before:]] == [
@@ -317,9 +356,10 @@ def test_the_page_on_zerogpu_upload_mode_generate_cancel_sweep_and_a_preset(
     page.screenshot(path=str(tmp_path / "zerogpu-generate.png"), full_page=True)
 
     # Cancel a long run: its child is closed and gone.
-    steps = page.locator("#steps input[type=number]")
-    steps.fill("100")
-    steps.press("Enter")
+    for selector, value in (("#steps", 100), ("#width", 512), ("#height", 512)):
+        field = page.locator(f"{selector} input[type=number]")
+        field.fill(str(value))
+        field.press("Enter")
     calls = len(gpu_calls(app_on_zerogpu))
     page.click("#generate")
     (call,) = wait_for(lambda: gpu_calls(app_on_zerogpu)[calls:])
@@ -332,6 +372,10 @@ def test_the_page_on_zerogpu_upload_mode_generate_cancel_sweep_and_a_preset(
     assert end["outcome"] == "closed"
 
     # Sweep, then Cancel sweep during its second cell: the GPU function is closed, the done cell kept.
+    for selector, value in (("#steps", 30), ("#width", 128), ("#height", 128)):
+        field = page.locator(f"{selector} input[type=number]")
+        field.fill(str(value))
+        field.press("Enter")
     page.click("#sweep button")
     page.fill("#sweep-x-values textarea", "3, 5, 7")
     calls = len(gpu_calls(app_on_zerogpu))

@@ -316,9 +316,10 @@ class PoseStudio:
                 raise NoPersonError(
                     "No person was found in this image, so there is no pose to generate from."
                 )
+            generation_request.validate()  # here: a bad request must not take (or size) a GPU
             if not self.generation_engine.is_loaded:
                 progress(0, desc=LOADING_GENERATION)
-            step = None
+            step, result = None, None
             events = self.generate_on_gpu(generation_request, prepared.generation_input)
             with self.cancel_flags.run(session, GENERATION_RUN) as flag, closing(events):
                 for kind, payload in until_cancelled(events, flag):
@@ -329,11 +330,13 @@ class PoseStudio:
                     elif kind == "preview":
                         yield payload
                     else:
-                        self._show_notices(self.generation_engine.notices, session)
-                        yield self._save(payload)
-                        return
-            when = "before it started" if step is None else "at step {} of {}".format(*step)
-            gr.Warning(f"Generation cancelled {when}; nothing was decoded.")
+                        result = payload
+            if result is None:
+                when = "before it started" if step is None else "at step {} of {}".format(*step)
+                gr.Warning(f"Generation cancelled {when}; nothing was decoded.")
+            else:
+                self._show_notices(self.generation_engine.notices, session)
+                yield self._save(result)  # here, once the GPU function has ended
 
     def generation_events(self, request: GenerationRequest, pose: PoseInput) -> Iterator[GpuEvent]:
         """The GPU function of a generation (on ZeroGPU it runs in a forked worker): ("progress", (step,
@@ -410,16 +413,16 @@ def stream_from_worker(work: Callable[[Report, threading.Event], object], name: 
 
 
 def until_cancelled(events: Iterator[GpuEvent], cancel: threading.Event) -> Iterator[GpuEvent]:
-    """A GPU function's events up to ("result", ...), with its ("error", UserError) raised here; or until
-    `cancel` is set (before it starts, or after any event): then it ends without a result. The caller holds
-    the function in `closing(...)`, so it is closed then, which on ZeroGPU stops it in its worker."""
+    """A GPU function's events to its end, with its ("error", UserError) raised here; or until `cancel` is
+    set (before it starts, or after any event): then this ends, maybe without a result. The caller holds the
+    function in `closing(...)`, so it is closed then, which on ZeroGPU stops it in its worker."""
     if cancel.is_set():
         return
     for kind, payload in events:
         if kind == "error":
             raise payload
         yield kind, payload
-        if kind == "result" or cancel.is_set():
+        if cancel.is_set():
             return
 
 
