@@ -213,6 +213,14 @@ def test_whole_float_sizes_are_whole_numbers_and_brackets_in_strings_do_not_nest
     assert (result.width, result.height) == (512, 768) and isinstance(result.width, int)
 
 
+def test_text_with_a_lone_surrogate_is_not_valid_json():
+    """Found by the fuzzer (tests/fuzz): str.encode() raised UnicodeEncodeError on a lone surrogate."""
+    with pytest.raises(
+        ValidationError, match=r"^The pose JSON file is not valid JSON: Expecting value: line 1 column 1"
+    ):
+        from_openpose_json('\ud800[{"name":""}]')
+
+
 def test_python_values_are_held_to_the_same_rules():
     """The engine and the API hand dicts, not text: NaN and huge integers arrive as Python values."""
     body = [0.0] * 54

@@ -188,7 +188,8 @@ def nesting_depth(text: bytes) -> int:
 def load_json(data: str | bytes, max_bytes: int, what: str = "pose JSON") -> object:
     """`json.loads` within the format's caps: size, nesting depth, finite numbers, integer digits. Any
     problem raises ValidationError (never RecursionError, OverflowError or Python's digit limit)."""
-    raw = data.encode() if isinstance(data, str) else data
+    # A str may hold lone surrogates (from a lax client): kept as bytes here, refused as bad UTF-8 below.
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if len(raw) > max_bytes:
         raise ValidationError(
             f"The {what} file is {len(raw) / 1e6:.1f} MB; at most {max_bytes / 1e6:g} MB are allowed "
