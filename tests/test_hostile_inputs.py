@@ -375,6 +375,8 @@ def test_out_of_memory_forms(error, kind):
 def test_an_unexpected_error_is_one_line_naming_it():
     assert unexpected_error_line(KeyError("x")) == "internal error, please report it (KeyError: 'x')"
     assert unexpected_error_line(MemoryError()) == "ran out of system memory (MemoryError: )"
+    denied = PermissionError(13, "Permission denied", "/out/pose.png")
+    assert unexpected_error_line(denied) == "could not use /out/pose.png: Permission denied"
 
 
 @pytest.mark.parametrize(
