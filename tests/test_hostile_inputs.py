@@ -213,6 +213,20 @@ def test_whole_float_sizes_are_whole_numbers_and_brackets_in_strings_do_not_nest
     assert (result.width, result.height) == (512, 768) and isinstance(result.width, int)
 
 
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (rb'["\\",[[]]]', 3),  # an escaped backslash does not escape the closing quote
+        (rb'["\"[[",[]]', 2),  # an escaped quote does not end the string
+        (rb'{"a":"\\\"]]]"}', 1),
+        (b'"' + b'\\"' * 200_000, 0),  # one unterminated string: a regex over strings took minutes here
+        (b"[" * 40 + b'"' + b"[" * 100_000, 40),  # brackets in an unterminated string
+    ],
+)
+def test_nesting_depth_counts_brackets_outside_strings_in_one_pass(text, depth):
+    assert nesting_depth(text) == depth
+
+
 def test_text_with_a_lone_surrogate_is_not_valid_json():
     """Found by the fuzzer (tests/fuzz): str.encode() raised UnicodeEncodeError on a lone surrogate."""
     with pytest.raises(
