@@ -12,7 +12,8 @@ import math
 import os
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -58,6 +59,16 @@ def _failure(name: str, error: BaseException) -> ImageError:
     return ImageError(f"{name} {reason} and could not be read ({detail}).")
 
 
+@contextmanager
+def _pillow_warnings() -> Iterator[None]:
+    """Pillow's bomb warning is noise (our own cap is checked from the header). A TIFF that ends early only
+    warns ("Truncated File Read") and keeps what it read: that is a truncated file, so an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("error", message="Truncated File Read", category=UserWarning)
+        yield
+
+
 def _open(source: str | Path | bytes) -> Image.Image:
     name = _name(source)
     if isinstance(source, bytes):
@@ -73,9 +84,7 @@ def _open(source: str | Path | bytes) -> Image.Image:
         if stream.stat().st_size == 0:
             raise ImageError(f"{name} is empty.")
     try:
-        with warnings.catch_warnings():
-            # Our own cap (max_pixels) is checked from the header next; Pillow's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _pillow_warnings():
             return Image.open(stream)
     except Image.DecompressionBombError:  # Pillow refuses twice its MAX_IMAGE_PIXELS, whatever our cap
         raise ImageError(
@@ -166,9 +175,7 @@ def _decode(image: Image.Image, max_pixels: int, owned: bool, name: str = "The i
             f"above the {max_pixels / 1e6:g} MP limit."
         )
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns when a TIFF ends early and keeps what it read: a truncated file, as elsewhere.
-            warnings.filterwarnings("error", message="Truncated File Read", category=UserWarning)
+        with _pillow_warnings():
             image.seek(0)  # animated GIF/WebP/TIFF: the first frame
             image.load()
         if owned:

@@ -95,6 +95,21 @@ def test_header_parse_errors_are_image_errors(data, message):
         load_image(data)
 
 
+def test_a_tiff_whose_tag_data_lies_past_the_end_is_truncated_not_half_read():
+    """Found by the fuzzer: Pillow only warns ("Truncated File Read"), skips the rest of the directory and
+    decodes with what it has; the tags it skipped could change the pixels, so the file is refused."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack("<I", data[4:8])[0]
+    last = ifd + 2 + 12 * (struct.unpack("<H", data[ifd : ifd + 2])[0] - 1)  # PlanarConfiguration
+    data[last + 4 : last + 12] = struct.pack("<II", 100, len(data) + 10)  # 100 values, stored past the end
+    with pytest.raises(
+        ImageError, match=r"^The upload is truncated and could not be read \(Truncated File Read\)"
+    ):
+        load_image(bytes(data))
+
+
 @pytest.mark.parametrize(
     ("failure", "message"),
     [
