@@ -55,6 +55,9 @@ def out_of_memory_kind(error: BaseException) -> str | None:
 
 def unexpected_error_line(error: BaseException) -> str:
     """One line for a failure that is not a UserError (a bug): what it was, for a bug report, no traceback."""
+    if isinstance(error, OSError) and error.strerror:  # the file system, not a bug: which file, and why
+        where = f" {error.filename}" if error.filename else ""
+        return f"could not use{where}: {error.strerror}"
     kind = out_of_memory_kind(error)
     detail = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:300]}"
     if kind is not None:

@@ -12,7 +12,8 @@ import math
 import os
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -58,15 +59,24 @@ def _failure(name: str, error: BaseException) -> ImageError:
     return ImageError(f"{name} {reason} and could not be read ({detail}).")
 
 
+@contextmanager
+def _pillow_warnings() -> Iterator[None]:
+    """Pillow's bomb warning is noise (our own cap is checked from the header). A TIFF that ends early only
+    warns ("Truncated File Read") and keeps what it read: that is a truncated file, so an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("error", message="Truncated File Read", category=UserWarning)
+        yield
+
+
 def _open(source: str | Path | bytes) -> Image.Image:
+    name = _name(source)
     if isinstance(source, bytes):
         if not source:
             raise ImageError("The file is empty.")
         stream: io.BytesIO | Path = io.BytesIO(source)
-        name = "The upload"
     else:
         stream = Path(source)
-        name = f"'{stream.name}'"
         if stream.is_dir():
             raise ImageError(f"{name} is a folder, not an image file.")
         if not stream.is_file():
@@ -74,9 +84,7 @@ def _open(source: str | Path | bytes) -> Image.Image:
         if stream.stat().st_size == 0:
             raise ImageError(f"{name} is empty.")
     try:
-        with warnings.catch_warnings():
-            # Our own cap (max_pixels) is checked from the header next; Pillow's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _pillow_warnings():
             return Image.open(stream)
     except Image.DecompressionBombError:  # Pillow refuses twice its MAX_IMAGE_PIXELS, whatever our cap
         raise ImageError(
@@ -146,12 +154,16 @@ def load_image(source: str | Path | bytes | Image.Image, max_pixels: int | None 
     if isinstance(source, Image.Image):
         return _decode(source, max_pixels, owned=False)
     with _open(source) as image:  # closes the file, even for multi-frame GIF/TIFF
-        return _decode(image, max_pixels, owned=True)
+        name = "The image" if isinstance(source, bytes) else _name(source)
+        return _decode(image, max_pixels, owned=True, name=name)
 
 
-def _decode(image: Image.Image, max_pixels: int, owned: bool) -> np.ndarray:
+def _name(source: str | Path | bytes) -> str:
+    return "The upload" if isinstance(source, bytes) else f"'{Path(source).name}'"
+
+
+def _decode(image: Image.Image, max_pixels: int, owned: bool, name: str = "The image") -> np.ndarray:
     """`owned`: the image is ours, so EXIF orientation may be applied in place (no extra copy)."""
-    name = "The image"
     if image.format is not None and image.format not in ALLOWED_FORMATS:
         raise ImageError(f"{image.format} images are not supported (allowed: {ALLOWED_NAMES}).")
     width, height = image.size  # from the header: nothing is decoded yet
@@ -163,8 +175,9 @@ def _decode(image: Image.Image, max_pixels: int, owned: bool) -> np.ndarray:
             f"above the {max_pixels / 1e6:g} MP limit."
         )
     try:
-        image.seek(0)  # animated GIF/WebP/TIFF: the first frame
-        image.load()
+        with _pillow_warnings():
+            image.seek(0)  # animated GIF/WebP/TIFF: the first frame
+            image.load()
         if owned:
             ImageOps.exif_transpose(image, in_place=True)
         else:

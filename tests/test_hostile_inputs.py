@@ -95,6 +95,21 @@ def test_header_parse_errors_are_image_errors(data, message):
         load_image(data)
 
 
+def test_a_tiff_whose_tag_data_lies_past_the_end_is_truncated_not_half_read():
+    """Found by the fuzzer: Pillow only warns ("Truncated File Read"), skips the rest of the directory and
+    decodes with what it has; the tags it skipped could change the pixels, so the file is refused."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack("<I", data[4:8])[0]
+    last = ifd + 2 + 12 * (struct.unpack("<H", data[ifd : ifd + 2])[0] - 1)  # PlanarConfiguration
+    data[last + 4 : last + 12] = struct.pack("<II", 100, len(data) + 10)  # 100 values, stored past the end
+    with pytest.raises(
+        ImageError, match=r"^The upload is truncated and could not be read \(Truncated File Read\)"
+    ):
+        load_image(bytes(data))
+
+
 @pytest.mark.parametrize(
     ("failure", "message"),
     [
@@ -211,6 +226,28 @@ def test_whole_float_sizes_are_whole_numbers_and_brackets_in_strings_do_not_nest
     assert nesting_depth(text.encode()) == 2  # the object and its people list
     result = from_openpose_json(text)
     assert (result.width, result.height) == (512, 768) and isinstance(result.width, int)
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (rb'["\\",[[]]]', 3),  # an escaped backslash does not escape the closing quote
+        (rb'["\"[[",[]]', 2),  # an escaped quote does not end the string
+        (rb'{"a":"\\\"]]]"}', 1),
+        (b'"' + b'\\"' * 200_000, 0),  # one unterminated string: a regex over strings took minutes here
+        (b"[" * 40 + b'"' + b"[" * 100_000, 40),  # brackets in an unterminated string
+    ],
+)
+def test_nesting_depth_counts_brackets_outside_strings_in_one_pass(text, depth):
+    assert nesting_depth(text) == depth
+
+
+def test_text_with_a_lone_surrogate_is_not_valid_json():
+    """Found by the fuzzer (tests/fuzz): str.encode() raised UnicodeEncodeError on a lone surrogate."""
+    with pytest.raises(
+        ValidationError, match=r"^The pose JSON file is not valid JSON: Expecting value: line 1 column 1"
+    ):
+        from_openpose_json('\ud800[{"name":""}]')
 
 
 def test_python_values_are_held_to_the_same_rules():
@@ -367,6 +404,8 @@ def test_out_of_memory_forms(error, kind):
 def test_an_unexpected_error_is_one_line_naming_it():
     assert unexpected_error_line(KeyError("x")) == "internal error, please report it (KeyError: 'x')"
     assert unexpected_error_line(MemoryError()) == "ran out of system memory (MemoryError: )"
+    denied = PermissionError(13, "Permission denied", "/out/pose.png")
+    assert unexpected_error_line(denied) == "could not use /out/pose.png: Permission denied"
 
 
 @pytest.mark.parametrize(
