@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from ui.handlers import PoseStudio
     from ui.layout import CSS, THEME, build_ui
+    from ui.sessions import session_guard_kwargs
 
     demo = build_ui(PoseStudio(settings))
     demo.launch(
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         show_error=False,
         theme=THEME,
         css=CSS,
+        app_kwargs=session_guard_kwargs(demo),  # a session's runs can be cancelled only by its own client
     )
 
 
