@@ -5,7 +5,6 @@ pipelines.generation.sweep; the generation panel supplies every other parameter.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 from PIL import Image
 
+from pipelines.files import write_zip
 from pipelines.generation import GenerationRequest
 from pipelines.generation.sweep import (
     AXES,
@@ -39,6 +39,8 @@ from ui.handlers import (
 
 if TYPE_CHECKING:
     from ui.layout import GenerationPanel, PosePanel
+
+UI_EVENT = {"api_visibility": "private"}  # the page's own events (see ui.layout.UI_EVENT)
 
 AXIS_CHOICES = [(axis.title, axis.name) for axis in AXES.values()]
 NO_AXIS = ""  # the Y dropdown's "none": a one-row sweep
@@ -208,11 +210,7 @@ class SweepHandlers:
     def _save(self, result: SweepResult) -> SavedSweep:
         run_dir = self.studio.new_run_dir("sweep-")
         images = result.save(run_dir)  # grid, cells, conditioning.png, sweep.json
-        archive = run_dir / ARCHIVE_NAME
-        with zipfile.ZipFile(archive, "w") as bundle:
-            for path in sorted(run_dir.iterdir()):
-                if path != archive:
-                    bundle.write(path, path.name)
+        archive = write_zip(run_dir / ARCHIVE_NAME, sorted(run_dir.iterdir()))
         return SavedSweep(result, images, archive)
 
 
@@ -226,7 +224,7 @@ def build_sweep_section(
     """The Sweep accordion inside the current Blocks, its events, and /sweep, in the GPU concurrency group
     (`gpu`: the layout's concurrency settings; `gpu_task`: its ZeroGPU wrapper)."""
     sweeps = SweepHandlers(studio)
-    ui_event = {"api_visibility": "undocumented"}
+    ui_event = UI_EVENT
     with gr.Accordion("X/Y sweep: compare settings side by side", open=False, elem_id="sweep"):
         gr.Markdown(
             "Every other parameter comes from the generation panel, and every cell uses the same seed unless "
