@@ -50,6 +50,7 @@ class Settings:
     max_upload_mb: int = 25
     max_samples: int = 4
     sweep_max_cells: int = 16
+    pose_cache_mb: int = 1024  # the app's cache of prepared uploads, bounded by their size in memory
 
     # Serving
     host: str = "127.0.0.1"
