@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     from ui.hosted_api import HostedApi
     from ui.layout import CSS, THEME, build_ui
     from ui.mcp_tools import document_tools
+    from ui.sessions import session_guard_kwargs
 
     if zerogpu.on_zerogpu():
         settings = zerogpu.zerogpu_settings(settings)
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         theme=THEME,
         css=CSS,
         mcp_server=settings.mcp_server,
-        app_kwargs={"routes": hosted.routes()},
+        # a session's runs can be cancelled only by its own client; the hosted services' routes
+        app_kwargs={**session_guard_kwargs(demo), "routes": hosted.routes()},
     )
 
 

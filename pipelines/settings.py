@@ -63,6 +63,7 @@ class Settings:
     display_max_side: int = 2048  # previews and pose drawings without an explicit size fit inside this
     max_samples: int = 4
     sweep_max_cells: int = 16
+    pose_cache_mb: int = 1024  # the app's cache of prepared uploads, bounded by their size in memory
 
     # Serving
     host: str = "127.0.0.1"

@@ -33,7 +33,7 @@ from ui.handlers import (
 from ui.layout import build_ui
 from ui.state import LruCache
 from ui.sweep import SWEEP_RUN, SweepHandlers
-from ui.uploads import UploadKind
+from ui.uploads import PREVIEW_MAX_SIDE, UploadKind, content_key
 
 PRESET = REPO / "assets" / "poses" / "t-pose.json"
 
@@ -93,7 +93,8 @@ def test_a_photo_is_detected_once_and_every_mode_redraws_from_the_cache(studio, 
     assert np.array_equal(after, draw_pose(pose, DrawMode.BODY_POSE))
     drawn = {}
     for mode in DrawMode:
-        (before, after), _, _ = studio.redraw(str(photo_path), mode.value)
+        (before, after), _, _, detect_again = studio.redraw(str(photo_path), mode.value)
+        assert detect_again == gr.skip()
         assert np.array_equal(after, draw_pose(pose, mode))
         drawn[mode] = after
     assert counted_detect == [1]
@@ -165,7 +166,7 @@ def test_malformed_json_and_missing_upload_are_readable(studio, tmp_path):
     with pytest.raises(gr.Error) as missing:
         studio.show_pose(None, DrawMode.BODY_POSE.value)
     assert missing.value.message == NO_UPLOAD
-    assert studio.redraw(None, DrawMode.BODY_POSE.value) == (None, None, "")
+    assert studio.redraw(None, DrawMode.BODY_POSE.value) == (None, None, "", gr.skip())
 
 
 def test_an_unexpected_failure_is_logged_and_shown_generically(studio, monkeypatch, tmp_path):
@@ -373,3 +374,54 @@ def test_a_failed_detection_is_not_cached():
     with pytest.raises(ImageError):
         cache.get_or_create("image", broken)
     assert cache.get_or_create("image", lambda: "pose") == "pose" and len(cache) == 1
+
+
+def test_a_draw_mode_change_on_an_uncached_upload_detects_nothing_and_asks_the_gpu_queue(
+    studio, counted_detect, tmp_path
+):
+    """redraw runs outside the GPU queue: on a miss it leaves the preview and hands back a new token, whose
+    change runs show_pose in the GPU group (ui.layout); a cached pose is redrawn at once."""
+    photo = write_png(tmp_path / "new.png", synthetic_photo(200, 260))
+    first = studio.redraw(str(photo), DrawMode.FACE_POSE.value)
+    second = studio.redraw(str(photo), DrawMode.FACE_POSE.value)
+    assert first[:3] == second[:3] == (gr.skip(),) * 3
+    assert len(first[3]) == len(second[3]) == 32 and first[3] != second[3]  # each miss is a change
+    assert counted_detect == []
+    studio.show_pose(str(photo), DrawMode.BODY_POSE.value)  # what the token's change runs
+    (_, after), _, info, detect_again = studio.redraw(str(photo), DrawMode.FACE_POSE.value)
+    assert (detect_again, info, after.shape) == (gr.skip(), "**Photo**, 200×260: 1 person.", (260, 200, 3))
+    assert counted_detect == [1]
+
+
+def test_the_redraw_event_runs_outside_the_gpu_group_and_its_misses_inside(studio):
+    demo = build_ui(studio)
+    events = {fn.name: fn for fn in demo.fns.values()}
+    assert (events["redraw"].concurrency_id, events["redraw"].concurrency_limit) == ("render", None)
+    gpu_events = [fn for fn in demo.fns.values() if fn.name == "show_pose"]
+    assert [fn.concurrency_id for fn in gpu_events] == ["gpu", "gpu"]  # on upload, and on a redraw's miss
+    assert {fn.concurrency_limit for fn in gpu_events} == {studio.settings.concurrency_limit}
+    page_events = [fn for fn in demo.fns.values() if fn.api_name not in {"dwpose", "generate", "sweep"}]
+    undocumented = {fn.name for fn in page_events if fn.api_visibility != "private"}
+    assert undocumented == {"load_example_input", "load_example_output"}  # gr.Examples' own
+
+
+def test_a_big_photo_is_cached_at_display_size_and_previewed_there(studio, tmp_path):
+    photo = synthetic_photo(3000, 2000)
+    path = write_png(tmp_path / "big.png", photo)
+    (before, after), pose_json, info, _ = (*studio.show_pose(str(path), DrawMode.BODY_POSE.value), None)
+    assert before.shape == after.shape == (853, PREVIEW_MAX_SIDE, 3)
+    assert (pose_json["canvas_width"], pose_json["canvas_height"]) == (3000, 2000)  # full-size keypoints
+    assert info.startswith("**Photo**, 3000×2000")
+    cached = studio.poses.peek(content_key(path.read_bytes()))
+    assert cached.image.shape == (853, PREVIEW_MAX_SIDE, 3)
+    dwpose_image, _ = studio.dwpose(str(path), DrawMode.BODY_POSE.value)
+    assert dwpose_image.shape == (2000, 3000, 3)  # the API draws at the image's own size
+
+
+def test_the_pose_cache_is_bounded_by_bytes_and_keeps_the_newest():
+    cache: LruCache[bytes] = LruCache(100, size_of=len)
+    for key, size in (("a", 40), ("b", 40), ("c", 40)):
+        cache.get_or_create(key, lambda size=size: b"x" * size)
+    assert (len(cache), cache.size, cache.peek("a"), cache.peek("b") is not None) == (2, 80, None, True)
+    cache.get_or_create("huge", lambda: b"x" * 500)  # alone over the bound: kept, the others go
+    assert (len(cache), cache.size) == (1, 500)

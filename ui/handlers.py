@@ -12,7 +12,7 @@ import queue
 import shutil
 import tempfile
 import threading
-import zipfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -25,18 +25,26 @@ import numpy as np
 from PIL import Image
 
 from pipelines.errors import NoPersonError, UserError
+from pipelines.files import write_zip
 from pipelines.generation import GenerationEngine, GenerationRequest, GenerationResult, PoseInput
 from pipelines.pose import DrawMode, PoseEstimator, draw_overlay, draw_pose, parse_mode, to_openpose_json
 from pipelines.settings import Settings
 from ui.state import CancelFlags, LruCache
-from ui.uploads import PreparedPose, UploadKind, content_key, prepare_upload, read_upload
+from ui.uploads import (
+    PreparedPose,
+    UploadKind,
+    content_key,
+    display_copy,
+    display_size,
+    prepare_upload,
+    read_upload,
+)
 from ui.zerogpu import generation_seconds, gpu_task
 
 log = logging.getLogger(__name__)
 
 GENERIC_ERROR = "Something went wrong on the server. It has been logged; please try again."
 NO_UPLOAD = "Upload a photo, a pose JSON file or an OpenPose skeleton image first."
-POSE_CACHE_SIZE = 32  # uploads whose pose stays cached
 KEPT_RUNS = 32  # generation output folders kept on disk for downloading
 LOCAL_SESSION = "local"  # the session key when a handler is called outside a Gradio request
 GENERATION_RUN = "generation"  # the kind of run the Cancel button stops (the sweep has its own)
@@ -76,19 +84,23 @@ DRAW_MODE_LABELS = {
 
 
 def _photo_preview(prepared: PreparedPose, mode: DrawMode) -> tuple[np.ndarray, np.ndarray]:
-    return draw_overlay(prepared.image, prepared.pose, mode), draw_pose(prepared.pose, mode)
+    height, width = prepared.image.shape[:2]  # the cache keeps the photo at display size
+    return draw_overlay(prepared.image, prepared.pose, mode), draw_pose(prepared.pose, mode, (width, height))
 
 
 def _json_preview(prepared: PreparedPose, mode: DrawMode) -> tuple[np.ndarray, np.ndarray]:
-    return draw_pose(prepared.pose, DrawMode.FULL_POSE), draw_pose(prepared.pose, mode)
+    size = display_size(prepared.pose.width, prepared.pose.height)
+    return draw_pose(prepared.pose, DrawMode.FULL_POSE, size), draw_pose(prepared.pose, mode, size)
 
 
 def _skeleton_preview(prepared: PreparedPose, mode: DrawMode) -> tuple[np.ndarray, np.ndarray]:
-    return prepared.image, prepared.image
+    shown = display_copy(prepared.image)
+    return shown, shown
 
 
-# The before/after pair of the pose preview, per kind of upload: a photo is compared with its drawn pose; a
-# JSON file has no photo, so its full pose stands in; a skeleton is shown as it is, the mode does not apply.
+# The before/after pair of the pose preview, per kind of upload, at display size: a photo is compared with
+# its drawn pose; a JSON file has no photo, so its full pose stands in; a skeleton is shown as it is, the
+# mode does not apply.
 PREVIEWS: dict[UploadKind, Callable[[PreparedPose, DrawMode], tuple[np.ndarray, np.ndarray]]] = {
     UploadKind.PHOTO: _photo_preview,
     UploadKind.POSE_JSON: _json_preview,
@@ -178,7 +190,9 @@ class PoseStudio:
             self.pose_estimator = pose_estimator
         if generation_engine is not None:
             self.generation_engine = generation_engine
-        self.poses: LruCache[PreparedPose] = LruCache(POSE_CACHE_SIZE)
+        self.poses: LruCache[PreparedPose] = LruCache(
+            settings.pose_cache_mb * 2**20, size_of=lambda prepared: prepared.nbytes
+        )
         self.cancel_flags = CancelFlags()
         self.output_root = Path(tempfile.gettempdir()) / "pose-studio-runs"
         # On ZeroGPU a GPU function, made once, before the app launches (ZeroGPU registers them then).
@@ -218,23 +232,38 @@ class PoseStudio:
         A mode change finds the pose in the cache, so only the drawing runs again."""
         with user_facing_errors():
             progress(0, desc=FINDING_POSE)
-            prepared = self.prepare(upload)
-            preview = PREVIEWS[prepared.kind](prepared, parse_mode(draw_mode))
-            return preview, self._pose_json(prepared), _describe(prepared)
+            return self._pose_outputs(self.prepare(upload), draw_mode)
 
     def redraw(self, upload: str | None, draw_mode: str) -> tuple:
-        """Draw-mode change: re-render from the cached pose; before any upload there is nothing to draw."""
-        return self.show_pose(upload, draw_mode) if upload else self.clear_pose()
+        """Draw-mode change, outside the GPU queue: re-render the cached pose (CPU only, instant): the
+        preview, JSON and summary, and a last output that stays as it is. An upload that is not cached
+        (evicted, or its detection still waits in the queue) is not detected here: the preview stays, and the
+        last output becomes a new token, whose change runs `show_pose` in the GPU queue."""
+        if not upload:
+            return (*self.clear_pose(), gr.skip())
+        with user_facing_errors():
+            prepared = self.poses.peek(content_key(read_upload(upload)))
+            if prepared is None:
+                return gr.skip(), gr.skip(), gr.skip(), uuid.uuid4().hex
+            return (*self._pose_outputs(prepared, draw_mode), gr.skip())
+
+    def _pose_outputs(self, prepared: PreparedPose, draw_mode: str) -> tuple:
+        preview = PREVIEWS[prepared.kind](prepared, parse_mode(draw_mode))
+        return preview, self._pose_json(prepared), _describe(prepared)
 
     @staticmethod
     def clear_pose() -> tuple[None, None, str]:
         return None, None, ""
 
     def dwpose(self, image: str, draw_mode: str = DrawMode.BODY_POSE.value) -> tuple[np.ndarray, dict | None]:
-        """API /dwpose: the pose drawn in `draw_mode` on black and the OpenPose JSON (None for a skeleton)."""
+        """API /dwpose: the pose drawn in `draw_mode` on black at the image's size, and the OpenPose JSON;
+        a skeleton comes back as it is, with no JSON."""
         with user_facing_errors():
             prepared = self.prepare(image)
-            return PREVIEWS[prepared.kind](prepared, parse_mode(draw_mode))[1], self._pose_json(prepared)
+            mode = parse_mode(draw_mode)
+            if prepared.pose is None:
+                return prepared.image, None
+            return draw_pose(prepared.pose, mode), self._pose_json(prepared)
 
     @staticmethod
     def _pose_json(prepared: PreparedPose) -> dict | None:
@@ -371,11 +400,7 @@ class PoseStudio:
     def _save(self, result: GenerationResult) -> SavedRun:
         run_dir = self.new_run_dir()
         samples = result.save(run_dir)  # the samples, conditioning.png and result.json
-        archive = run_dir / f"pose-studio-seed-{result.seeds[0]}.zip"
-        with zipfile.ZipFile(archive, "w") as bundle:
-            for path in sorted(run_dir.iterdir()):
-                if path != archive:
-                    bundle.write(path, path.name)
+        archive = write_zip(run_dir / f"pose-studio-seed-{result.seeds[0]}.zip", sorted(run_dir.iterdir()))
         return SavedRun(
             result=result, conditioning=run_dir / "conditioning.png", samples=samples, archive=archive
         )

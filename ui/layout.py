@@ -1,7 +1,8 @@
 """The one-page Blocks layout: pose on the left, generation on the right, the gallery below; wiring only.
 
-All GPU work (detection on upload, generation, the /dwpose and /generate endpoints, example caching) shares
-one concurrency group, so one queue orders it and `concurrency_limit` from the settings bounds it. On ZeroGPU
+All GPU and heavy work (detection on upload and on a draw-mode change that misses the cache, generation, the
+/dwpose, /generate and /sweep endpoints, example caching) shares one concurrency group, so one queue orders it
+and `concurrency_limit` from the settings bounds it. Only drawing a cached pose runs outside it. On ZeroGPU
 only the denoising inside the handlers asks for a GPU (see ui/zerogpu.py); nothing is wrapped here.
 """
 
@@ -28,7 +29,7 @@ from ui.sweep import build_sweep_section
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 GPU_GROUP = "gpu"
-RENDER_GROUP = "render"  # drawing a cached pose: CPU only, never waits behind a generation
+RENDER_GROUP = "render"  # drawing a cached pose: CPU only, never waits behind a generation, never detects
 
 STAND_IN_BANNER = (
     "⚠️ **Tiny preset:** the pose and image models are small *random* stand-ins, so detections and samples "
@@ -61,6 +62,9 @@ SLIDER_STEPS = {
     "samples": 1,
 }
 DEFAULT_SIZE = 1024
+# The page's own events: left out of the API docs and of what the client libraries may call. (Gradio still
+# serves them to raw HTTP, as the page needs them; ui.sessions keeps each to its own session.)
+UI_EVENT = {"api_visibility": "private"}
 
 
 def _slider(name: str, label: str, value: float, maximum: float | None = None, **kwargs) -> gr.Slider:
@@ -254,7 +258,7 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
     """The page over `studio`'s handlers. Queue settings are applied here; theme and CSS go to launch()."""
     settings = studio.settings
     gpu = {"concurrency_id": GPU_GROUP, "concurrency_limit": settings.concurrency_limit}
-    ui_event = {"api_visibility": "undocumented"}
+    ui_event = UI_EVENT
     with gr.Blocks(title="Pose Studio", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# Pose Studio\nWhole-body pose with **DWPose**, then images in that pose with **SDXL + "
@@ -280,15 +284,19 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
 
         pose.upload.upload(studio.show_pose, [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event)
         pose.upload.clear(studio.clear_pose, None, pose.outputs, queue=False, **ui_event)
+        # A mode change redraws a cached pose at once, outside the GPU queue; an upload not in the cache gets
+        # a new `detect_again` token instead, whose change detects it in the GPU queue (see `redraw`).
+        detect_again = gr.State()
         pose.draw_mode.change(
             studio.redraw,
             [pose.upload, pose.draw_mode],
-            pose.outputs,
+            [*pose.outputs, detect_again],
             concurrency_id=RENDER_GROUP,
             concurrency_limit=None,
             show_progress="minimal",
             **ui_event,
         )
+        detect_again.change(studio.show_pose, [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event)
         generate_event = generation.generate.click(
             studio.generate_stream,
             pose.upload,

@@ -13,17 +13,39 @@ Value = TypeVar("Value")
 
 
 class LruCache(Generic[Value]):
-    """A small thread-safe LRU map. Detection runs once per image however many times the mode changes or the
-    same image is generated from; the bound keeps a long-running Space from growing without limit.
+    """A thread-safe LRU map bounded by the total `size_of` its values (bytes, for the pose cache). Detection
+    runs once per image however many times the mode changes or the same image is generated from; the bound
+    keeps a long-running Space from growing without limit, however large each upload is. The newest value is
+    always kept, even alone over the bound.
 
     Single-flight: a caller asking for a key whose value is being created waits for it, so a draw-mode change
     made while the upload's detection runs draws that detection instead of starting a second one."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, size_of: Callable[[Value], int] = lambda value: 1) -> None:
         self.capacity = capacity
+        self.size_of = size_of
         self._items: OrderedDict[str, Value] = OrderedDict()
+        self._sizes: dict[str, int] = {}
         self._pending: dict[str, Future[Value]] = {}
         self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        """The total size of the values held."""
+        with self._lock:
+            return sum(self._sizes.values())
+
+    def peek(self, key: str) -> Value | None:
+        """The value of `key` if it is cached or being created (then waited for), else None; creates nothing.
+        A creation that fails counts as a miss here: its own caller reports the error."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            pending = self._pending.get(key)
+        if pending is None or pending.exception() is not None:
+            return None
+        return pending.result()
 
     def get_or_create(self, key: str, create: Callable[[], Value]) -> Value:
         with self._lock:
@@ -43,12 +65,15 @@ class LruCache(Generic[Value]):
                 del self._pending[key]
             pending.set_exception(error)
             raise
+        size = self.size_of(value)
         with self._lock:
             del self._pending[key]
-            self._items[key] = value
+            self._items[key], self._sizes[key] = value, size
             self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            total = sum(self._sizes.values())
+            while total > self.capacity and len(self._items) > 1:
+                oldest, _ = self._items.popitem(last=False)
+                total -= self._sizes.pop(oldest)
         pending.set_result(value)
         return value
 

@@ -6,7 +6,6 @@ pipelines.generation.sweep; the generation panel supplies every other parameter.
 from __future__ import annotations
 
 import threading
-import zipfile
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 from PIL import Image
 
+from pipelines.files import write_zip
 from pipelines.generation import GenerationRequest, PoseInput
 from pipelines.generation.sweep import (
     AXES,
@@ -44,6 +44,8 @@ from ui.zerogpu import gpu_task, sweep_seconds
 
 if TYPE_CHECKING:
     from ui.layout import GenerationPanel, PosePanel
+
+UI_EVENT = {"api_visibility": "private"}  # the page's own events (see ui.layout.UI_EVENT)
 
 AXIS_CHOICES = [(axis.title, axis.name) for axis in AXES.values()]
 NO_AXIS = ""  # the Y dropdown's "none": a one-row sweep
@@ -226,11 +228,7 @@ class SweepHandlers:
     def _save(self, result: SweepResult) -> SavedSweep:
         run_dir = self.studio.new_run_dir("sweep-")
         images = result.save(run_dir)  # grid, cells, conditioning.png, sweep.json
-        archive = run_dir / ARCHIVE_NAME
-        with zipfile.ZipFile(archive, "w") as bundle:
-            for path in sorted(run_dir.iterdir()):
-                if path != archive:
-                    bundle.write(path, path.name)
+        archive = write_zip(run_dir / ARCHIVE_NAME, sorted(run_dir.iterdir()))
         return SavedSweep(result, images, archive)
 
 
@@ -243,7 +241,7 @@ def build_sweep_section(
     """The Sweep accordion inside the current Blocks, its events, and /sweep, in the GPU concurrency group
     (`gpu`: the layout's concurrency settings)."""
     sweeps = SweepHandlers(studio)
-    ui_event = {"api_visibility": "undocumented"}
+    ui_event = UI_EVENT
     with gr.Accordion("X/Y sweep: compare settings side by side", open=False, elem_id="sweep"):
         gr.Markdown(
             "Every other parameter comes from the generation panel, and every cell uses the same seed unless "

@@ -10,12 +10,18 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from pipelines.generation import PoseInput
 from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.images import load_image
 from pipelines.pose import PoseEstimator, PoseResult, from_openpose_json
+
+# The longest side of what the page shows and the cache keeps of a photo: the preview panel is about 700 px
+# wide, and a 40 MP photo held (and drawn over in float) at full size costs gigabytes.
+PREVIEW_MAX_SIDE = 1280
+POSE_BYTES_PER_PERSON = 134 * 3 * 8  # 134 keypoints (x, y, score) as float64: the cache's estimate
 
 
 class UploadKind(str, Enum):
@@ -31,12 +37,31 @@ class PreparedPose:
     """An upload made ready for preview and generation; `pose` is None for a skeleton used as it is."""
 
     kind: UploadKind
-    image: np.ndarray | None  # the photo or the skeleton, RGB uint8; None for JSON
+    image: np.ndarray | None  # RGB uint8: the skeleton as uploaded, the photo at display size; None for JSON
     pose: PoseResult | None
 
     @property
     def generation_input(self) -> PoseInput:
         return self.pose if self.pose is not None else self.image
+
+    @property
+    def nbytes(self) -> int:
+        """About what it holds in memory (the pose cache's measure)."""
+        people = len(self.pose.people) if self.pose is not None else 0
+        return (0 if self.image is None else self.image.nbytes) + people * POSE_BYTES_PER_PERSON
+
+
+def display_size(width: int, height: int) -> tuple[int, int]:
+    """(w, h) scaled down, keeping the aspect, so the longer side is at most PREVIEW_MAX_SIDE."""
+    scale = min(1.0, PREVIEW_MAX_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def display_copy(image: np.ndarray) -> np.ndarray:
+    """`image` at `display_size` (itself when it is small enough)."""
+    height, width = image.shape[:2]
+    size = display_size(width, height)
+    return image if size == (width, height) else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def content_key(data: bytes) -> str:
@@ -49,13 +74,15 @@ def looks_like_json(data: bytes) -> bool:
 
 
 def prepare_upload(data: bytes, estimator: PoseEstimator, max_pixels: int) -> PreparedPose:
-    """Parse or detect the upload's pose; raises the engines' UserErrors (bad JSON, not an image...)."""
+    """Parse or detect the upload's pose; raises the engines' UserErrors (bad JSON, not an image...). A photo
+    is kept only at display size once its pose is found: the full-size decode is dropped here."""
     if looks_like_json(data):
         return PreparedPose(UploadKind.POSE_JSON, image=None, pose=from_openpose_json(data))
     image = load_image(data, max_pixels=max_pixels)
     if is_openpose_skeleton(image):
         return PreparedPose(UploadKind.SKELETON, image=image, pose=None)
-    return PreparedPose(UploadKind.PHOTO, image=image, pose=estimator.detect(image))
+    pose = estimator.detect(image)
+    return PreparedPose(UploadKind.PHOTO, image=display_copy(image), pose=pose)
 
 
 def read_upload(path: str | Path) -> bytes:

@@ -31,6 +31,7 @@ from pipelines.errors import (
     out_of_memory_kind,
     shown,
 )
+from pipelines.files import save_image, write_text
 from pipelines.generation import speed
 from pipelines.generation.draft import DRAFT, AdapterGate, adapter_switch, load_draft_lora
 from pipelines.generation.metadata import png_text
@@ -228,16 +229,16 @@ class GenerationResult:
 
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write the samples as PNGs carrying a "parameters" text chunk, the conditioning image and
-        result.json into `out_dir`; returns the sample paths."""
+        result.json into `out_dir`, each atomically (pipelines.files); returns the sample paths."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         for index, (image, seed) in enumerate(zip(self.images, self.seeds, strict=True)):
             path = out / self.sample_file_name(index)
-            image.save(path, pnginfo=png_text(self.parameters, seed, self.models))
+            save_image(image, path, pnginfo=png_text(self.parameters, seed, self.models))
             paths.append(path)
-        self.conditioning.save(out / "conditioning.png")
-        (out / "result.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        save_image(self.conditioning, out / "conditioning.png")
+        write_text(out / "result.json", json.dumps(self.to_json(), indent=2) + "\n")
         return paths
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from pipelines.errors import Cancelled, UserError, ValidationError
+from pipelines.files import save_image, write_text
 from pipelines.generation import GenerationEngine, GenerationRequest, PoseInput, resolve_seed
 from pipelines.generation.draft import DRAFT_FIXED_FIELDS
 from pipelines.generation.engine import REQUEST_BOUNDS
@@ -492,20 +493,20 @@ class SweepResult:
 
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write grid.png, each finished cell as a PNG carrying its own parameters (the engine's metadata),
-        conditioning.png and sweep.json into `out_dir`; returns the image paths, grid first."""
+        conditioning.png and sweep.json into `out_dir`, each atomically; returns the image paths, grid
+        first."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         if (grid := self.grid()) is not None:
-            grid.save(out / GRID_FILE_NAME)
-            paths.append(out / GRID_FILE_NAME)
+            paths.append(save_image(grid, out / GRID_FILE_NAME))
         for cell, image, parameters in zip(self.plan.cells, self.images, self.parameters, strict=True):
             if image is not None:
-                paths.append(out / self.cell_file_name(cell))
-                image.save(paths[-1], pnginfo=png_text(parameters, parameters["seed"], self.models))
+                metadata = png_text(parameters, parameters["seed"], self.models)
+                paths.append(save_image(image, out / self.cell_file_name(cell), pnginfo=metadata))
         if self.conditioning is not None:
-            self.conditioning.save(out / CONDITIONING_FILE_NAME)
-        (out / SWEEP_FILE_NAME).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+            save_image(self.conditioning, out / CONDITIONING_FILE_NAME)
+        write_text(out / SWEEP_FILE_NAME, json.dumps(self.to_json(), indent=2) + "\n")
         return paths
 
 
