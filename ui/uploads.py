@@ -15,7 +15,8 @@ import numpy as np
 from pipelines.generation import PoseInput
 from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.images import load_image
-from pipelines.pose import PoseEstimator, PoseResult, from_openpose_json
+from pipelines.pose import PoseEstimator, PoseResult
+from pipelines.pose.formats import read_openpose
 
 
 class UploadKind(str, Enum):
@@ -33,6 +34,7 @@ class PreparedPose:
     kind: UploadKind
     image: np.ndarray | None  # the photo or the skeleton, RGB uint8; None for JSON
     pose: PoseResult | None
+    notes: tuple[str, ...] = ()  # what reading another tool's JSON did (canvas inferred, coordinates scaled)
 
     @property
     def generation_input(self) -> PoseInput:
@@ -51,7 +53,8 @@ def looks_like_json(data: bytes) -> bool:
 def prepare_upload(data: bytes, estimator: PoseEstimator, max_pixels: int) -> PreparedPose:
     """Parse or detect the upload's pose; raises the engines' UserErrors (bad JSON, not an image...)."""
     if looks_like_json(data):
-        return PreparedPose(UploadKind.POSE_JSON, image=None, pose=from_openpose_json(data))
+        pose, notes = read_openpose(data)
+        return PreparedPose(UploadKind.POSE_JSON, image=None, pose=pose, notes=tuple(notes))
     image = load_image(data, max_pixels=max_pixels)
     if is_openpose_skeleton(image):
         return PreparedPose(UploadKind.SKELETON, image=image, pose=None)
