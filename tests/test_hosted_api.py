@@ -355,3 +355,17 @@ def test_urls_are_fetched_only_when_the_setting_is_on(web, tmp_path, photo):
         off._image_file(f"{web}/photo.png", tmp_path)
     on = HostedApi(Settings(fetch_urls=True, fetch_allow_loopback=True), local_url=lambda: "")
     assert Path(on._image_file(f"{web}/moved", tmp_path)).read_bytes() == photo.read_bytes()
+
+
+def test_a_pngs_parameters_round_trip_through_the_hosted_route(server):
+    """A sample's own infotext, read back and sent again, makes the same image."""
+    body = {"image": json.loads(PRESET.read_text()), "prompt": "a dancer", "seed": 21, "scheduler": "PNDM"}
+    first = post(server, "/v1/sdxl-openpose", {**body, **SMALL, "base64": True}).json()
+    png = base64.b64decode(first["images"][0])
+    fields = parse_infotext(Image.open(io.BytesIO(png)).text["parameters"]).request_fields()
+    assert (fields["seed"], fields["scheduler"]) == (21, "PNDM")  # written as A1111's "PLMS"
+    names = ("prompt", "negative_prompt", "scheduler", "seed", "width", "height", "num_inference_steps")
+    again = {name: fields[name] for name in (*names, "guidance_scale", "controlnet_scale")}
+    answer = post(server, "/v1/sdxl-openpose", {"image": body["image"], **again, "base64": True}).json()
+    assert answer["seeds"] == [21]
+    assert np.array_equal(png_pixels(base64.b64decode(answer["images"][0])), png_pixels(png))
