@@ -28,6 +28,7 @@ from pipelines.errors import ValidationError
 from pipelines.generation.metadata import parse_infotext
 from pipelines.settings import Settings
 from tests.app_helpers import REPO, running_app, synthetic_photo, write_png
+from tests.test_pose_formats import BODY_18, cmu_openpose, controlnet_preprocessor
 from ui.fetch import FetchPolicy, fetch_url
 from ui.hosted_api import ApiError, HostedApi
 
@@ -369,3 +370,22 @@ def test_a_pngs_parameters_round_trip_through_the_hosted_route(server):
     answer = post(server, "/v1/sdxl-openpose", {"image": body["image"], **again, "base64": True}).json()
     assert answer["seeds"] == [21]
     assert np.array_equal(png_pixels(base64.b64decode(answer["images"][0])), png_pixels(png))
+
+
+def test_other_tools_openpose_json_through_the_server(server, tmp_path):
+    """CMU OpenPose (no canvas) and sd-webui-controlnet's normalised JSON, via gradio_client and HTTP."""
+    cmu = tmp_path / "cmu.json"
+    cmu.write_text(json.dumps(cmu_openpose()))
+    client = Client(server, verbose=False)
+    _, pose_json = client.predict(image=handle_file(str(cmu)), draw_mode="body-pose", api_name="/dwpose")
+    assert (pose_json["version"], pose_json["canvas_width"], pose_json["canvas_height"]) == (1.3, 370, 389)
+    response = post(
+        server,
+        "/fal-ai/dwpose",
+        {"image_url": "data:application/json," + json.dumps(controlnet_preprocessor())},
+    )
+    assert response.status_code == 200, response.text
+    drawn = png_pixels(base64.b64decode(response.json()["image"]["url"].split(",", 1)[1]))
+    assert drawn.shape == (512, 768, 3)
+    nose_x, nose_y = BODY_18[0]
+    assert tuple(drawn[nose_y, nose_x]) == (255, 0, 0)  # the nose, scaled back to its pixel
