@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import gradio as gr
 import httpx
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
+import app
 from pipelines.errors import ValidationError
 from pipelines.generation.metadata import parse_infotext
 from pipelines.settings import Settings
@@ -389,3 +391,16 @@ def test_other_tools_openpose_json_through_the_server(server, tmp_path):
     assert drawn.shape == (512, 768, 3)
     nose_x, nose_y = BODY_18[0]
     assert tuple(drawn[nose_y, nose_x]) == (255, 0, 0)  # the nose, scaled back to its pixel
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("0", False)])
+def test_the_mcp_server_is_on_unless_turned_off(monkeypatch, tmp_path, value, expected):
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path))
+    if value is not None:
+        monkeypatch.setenv("POSE_STUDIO_MCP_SERVER", value)
+    app.main(["--preset", "tiny"])
+    assert launched["mcp_server"] is expected
+    paths = [route.path for route in launched["app_kwargs"]["routes"]]
+    assert paths == ["/fal-ai/dwpose", "/v1/sdxl-openpose"]
