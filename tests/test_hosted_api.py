@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import gradio as gr
 import httpx
 import numpy as np
 import pytest
@@ -24,10 +25,12 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
+import app
 from pipelines.errors import ValidationError
 from pipelines.generation.metadata import parse_infotext
 from pipelines.settings import Settings
 from tests.app_helpers import REPO, running_app, synthetic_photo, write_png
+from tests.test_pose_formats import BODY_18, cmu_openpose, controlnet_preprocessor
 from ui.fetch import FetchPolicy, fetch_url
 from ui.hosted_api import ApiError, HostedApi
 
@@ -355,3 +358,49 @@ def test_urls_are_fetched_only_when_the_setting_is_on(web, tmp_path, photo):
         off._image_file(f"{web}/photo.png", tmp_path)
     on = HostedApi(Settings(fetch_urls=True, fetch_allow_loopback=True), local_url=lambda: "")
     assert Path(on._image_file(f"{web}/moved", tmp_path)).read_bytes() == photo.read_bytes()
+
+
+def test_a_pngs_parameters_round_trip_through_the_hosted_route(server):
+    """A sample's own infotext, read back and sent again, makes the same image."""
+    body = {"image": json.loads(PRESET.read_text()), "prompt": "a dancer", "seed": 21, "scheduler": "PNDM"}
+    first = post(server, "/v1/sdxl-openpose", {**body, **SMALL, "base64": True}).json()
+    png = base64.b64decode(first["images"][0])
+    fields = parse_infotext(Image.open(io.BytesIO(png)).text["parameters"]).request_fields()
+    assert (fields["seed"], fields["scheduler"]) == (21, "PNDM")  # written as A1111's "PLMS"
+    names = ("prompt", "negative_prompt", "scheduler", "seed", "width", "height", "num_inference_steps")
+    again = {name: fields[name] for name in (*names, "guidance_scale", "controlnet_scale")}
+    answer = post(server, "/v1/sdxl-openpose", {"image": body["image"], **again, "base64": True}).json()
+    assert answer["seeds"] == [21]
+    assert np.array_equal(png_pixels(base64.b64decode(answer["images"][0])), png_pixels(png))
+
+
+def test_other_tools_openpose_json_through_the_server(server, tmp_path):
+    """CMU OpenPose (no canvas) and sd-webui-controlnet's normalised JSON, via gradio_client and HTTP."""
+    cmu = tmp_path / "cmu.json"
+    cmu.write_text(json.dumps(cmu_openpose()))
+    client = Client(server, verbose=False)
+    _, pose_json = client.predict(image=handle_file(str(cmu)), draw_mode="body-pose", api_name="/dwpose")
+    assert (pose_json["version"], pose_json["canvas_width"], pose_json["canvas_height"]) == (1.3, 370, 389)
+    response = post(
+        server,
+        "/fal-ai/dwpose",
+        {"image_url": "data:application/json," + json.dumps(controlnet_preprocessor())},
+    )
+    assert response.status_code == 200, response.text
+    drawn = png_pixels(base64.b64decode(response.json()["image"]["url"].split(",", 1)[1]))
+    assert drawn.shape == (512, 768, 3)
+    nose_x, nose_y = BODY_18[0]
+    assert tuple(drawn[nose_y, nose_x]) == (255, 0, 0)  # the nose, scaled back to its pixel
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("0", False)])
+def test_the_mcp_server_is_on_unless_turned_off(monkeypatch, tmp_path, value, expected):
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path))
+    if value is not None:
+        monkeypatch.setenv("POSE_STUDIO_MCP_SERVER", value)
+    app.main(["--preset", "tiny"])
+    assert launched["mcp_server"] is expected
+    paths = [route.path for route in launched["app_kwargs"]["routes"]]
+    assert paths == ["/fal-ai/dwpose", "/v1/sdxl-openpose"]

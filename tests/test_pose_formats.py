@@ -13,7 +13,9 @@ import pipelines.pose.__main__ as pose_cli
 from pipelines.errors import ValidationError
 from pipelines.pose import from_openpose_json, to_openpose_json
 from pipelines.pose.formats import EDITOR_CONFIDENCE, for_editors, normalise_openpose, read_openpose
+from pipelines.settings import Settings
 from tests.pose_samples import standing_result
+from ui.handlers import PoseStudio
 
 # OpenPose-18 body, pixels: nose, neck, r-shoulder ... l-ear, all seen.
 BODY_18 = [(100 + 10 * index, 50 + 20 * index) for index in range(18)]
@@ -178,3 +180,15 @@ def test_pose_cli_writes_editor_json(tmp_path, monkeypatch, capsys):
     assert (saved["version"], saved["animals"], saved["canvas_width"]) == (1.3, [], 200)
     scores = saved["people"][0]["pose_keypoints_2d"][2::3]
     assert scores and set(scores) <= {0.0, 1.0} and 1.0 in scores
+
+
+def test_the_page_says_when_the_canvas_was_inferred(tmp_path):
+    studio = PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=str(tmp_path / "cache")))
+    upload = tmp_path / "openpose.json"
+    upload.write_text(json.dumps(cmu_openpose()))
+    _, pose_json, info = studio.show_pose(str(upload), "body-pose")
+    assert info == (
+        "**Pose JSON**, 370×389: 1 person. The file has no canvas size; using 370x389, the smallest that "
+        "holds every point. Give the size of the image it belongs to if that is wrong."
+    )
+    assert (pose_json["canvas_width"], pose_json["canvas_height"]) == (370, 389)

@@ -465,7 +465,9 @@ def _describe(prepared: PreparedPose) -> str:
     pose = prepared.pose
     count = len(pose.people)
     people = "no person found" if count == 0 else f"{count} {'person' if count == 1 else 'people'}"
-    return f"**{prepared.kind.value}**, {pose.width}×{pose.height}: {people}."
+    return f"**{prepared.kind.value}**, {pose.width}×{pose.height}: {people}." + "".join(
+        f" {note}" for note in prepared.notes
+    )
 
 
 def restore_gallery(finished: list) -> list:

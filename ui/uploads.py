@@ -16,7 +16,8 @@ import numpy as np
 from pipelines.generation import PoseInput
 from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.images import load_image
-from pipelines.pose import PoseEstimator, PoseResult, from_openpose_json
+from pipelines.pose import PoseEstimator, PoseResult
+from pipelines.pose.formats import read_openpose
 
 # The longest side of what the page shows and the cache keeps of a photo: the preview panel is about 700 px
 # wide, and a 40 MP photo held (and drawn over in float) at full size costs gigabytes.
@@ -39,6 +40,7 @@ class PreparedPose:
     kind: UploadKind
     image: np.ndarray | None  # RGB uint8: the skeleton as uploaded, the photo at display size; None for JSON
     pose: PoseResult | None
+    notes: tuple[str, ...] = ()  # what reading another tool's JSON did (canvas inferred, coordinates scaled)
 
     @property
     def generation_input(self) -> PoseInput:
@@ -77,7 +79,8 @@ def prepare_upload(data: bytes, estimator: PoseEstimator, max_pixels: int) -> Pr
     """Parse or detect the upload's pose; raises the engines' UserErrors (bad JSON, not an image...). A photo
     is kept only at display size once its pose is found: the full-size decode is dropped here."""
     if looks_like_json(data):
-        return PreparedPose(UploadKind.POSE_JSON, image=None, pose=from_openpose_json(data))
+        pose, notes = read_openpose(data)
+        return PreparedPose(UploadKind.POSE_JSON, image=None, pose=pose, notes=tuple(notes))
     image = load_image(data, max_pixels=max_pixels)
     if is_openpose_skeleton(image):
         return PreparedPose(UploadKind.SKELETON, image=image, pose=None)
