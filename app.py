@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from pipelines.errors import UserError
-from pipelines.generation.speed import ATTENTION_BACKENDS, COMPILE_MODES
-from pipelines.settings import Settings
+from pipelines.preload import import_when_serving
+from pipelines.settings import ATTENTION_CHOICES, COMPILE_CHOICES, Settings
 
 # What each preset implies beyond its name: the tiny preset also uses the tiny stand-in pose models.
 PRESET_SETTINGS = {
@@ -43,10 +43,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--vae-slicing", action="store_true", default=None)
     parser.add_argument("--vae-tiling", action="store_true", default=None)
-    parser.add_argument("--attention", choices=list(ATTENTION_BACKENDS), help="attention kernel (CUDA)")
+    parser.add_argument("--attention", choices=list(ATTENTION_CHOICES), help="attention kernel (CUDA)")
     parser.add_argument(
         "--compile",
-        choices=list(COMPILE_MODES),
+        choices=list(COMPILE_CHOICES),
         help="torch.compile the transformer blocks (CUDA; compiles at start, see benchmarks/README.md)",
     )
     parser.add_argument(
@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None) -> None:
         show_error=False,
         theme=THEME,
         css=CSS,
+        prevent_thread_lock=True,  # serving: now import the model libraries in the background
     )
+    import_when_serving(demo.local_url)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

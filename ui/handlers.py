@@ -5,6 +5,8 @@ The UI handlers and the API endpoints (/dwpose, /generate) are thin shapes over 
 `prepare` (upload -> cached pose) and `_generation_updates` (pose + request -> previews, then the saved run).
 """
 
+from __future__ import annotations
+
 import logging
 import queue
 import shutil
@@ -16,18 +18,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
 from pipelines.errors import Cancelled, NoPersonError, UserError
-from pipelines.generation import GenerationEngine, GenerationRequest, GenerationResult
-from pipelines.pose import DrawMode, PoseEstimator, draw_overlay, draw_pose, parse_mode, to_openpose_json
+from pipelines.generation.presets import get_preset
+from pipelines.generation.request import GenerationRequest, GenerationResult
+from pipelines.pose import DrawMode, draw_overlay, draw_pose, parse_mode, to_openpose_json
+from pipelines.pose.models import is_stand_in as is_pose_stand_in
 from pipelines.settings import Settings
 from ui.state import CancelFlags, LruCache
 from ui.uploads import PreparedPose, UploadKind, content_key, prepare_upload, read_upload
+
+if TYPE_CHECKING:  # the engines (torch, onnxruntime) are imported on first use, after the page is up
+    from pipelines.generation import GenerationEngine
+    from pipelines.pose import PoseEstimator
 
 log = logging.getLogger(__name__)
 
@@ -176,16 +184,21 @@ class PoseStudio:
 
     @cached_property
     def pose_estimator(self) -> PoseEstimator:
+        from pipelines.pose import PoseEstimator
+
         return PoseEstimator.from_settings(self.settings)
 
     @cached_property
     def generation_engine(self) -> GenerationEngine:
+        from pipelines.generation import GenerationEngine
+
         return GenerationEngine.from_settings(self.settings, pose_estimator=self.pose_estimator)
 
     @property
     def is_stand_in(self) -> bool:
-        """True when either engine runs the tiny random models (the UI says so in a banner)."""
-        return self.pose_estimator.is_stand_in or self.generation_engine.is_stand_in
+        """True when either engine runs the tiny random models (the UI says so in a banner); read from the
+        settings, so building the page loads no engine."""
+        return is_pose_stand_in(self.settings) or get_preset(self.settings.preset).is_stand_in
 
     # ----- pose -------------------------------------------------------------------------------------------
 

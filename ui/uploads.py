@@ -9,13 +9,17 @@ import hashlib
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.generation import PoseInput
 from pipelines.generation.inputs import is_openpose_skeleton
+from pipelines.generation.request import PoseInput
 from pipelines.images import load_image
-from pipelines.pose import PoseEstimator, PoseResult, from_openpose_json
+from pipelines.pose.keypoints import PoseResult, from_openpose_json
+
+if TYPE_CHECKING:  # onnxruntime is imported with the estimator, on first use
+    from pipelines.pose import PoseEstimator
 
 
 class UploadKind(str, Enum):
