@@ -14,8 +14,8 @@ from ui import zerogpu
 
 # isort: split
 from pipelines.errors import UserError
-from pipelines.generation.speed import ATTENTION_BACKENDS, COMPILE_MODES
-from pipelines.settings import PRESET_SETTINGS, Settings, with_preset
+from pipelines.preload import import_when_serving
+from pipelines.settings import ATTENTION_CHOICES, COMPILE_CHOICES, PRESET_SETTINGS, Settings, with_preset
 
 # Where Gradio is told to listen by the platform (Hugging Face Spaces sets these); flags still win.
 PLATFORM_SERVER_ENV = {"host": ("GRADIO_SERVER_NAME", str), "port": ("GRADIO_SERVER_PORT", int)}
@@ -40,10 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--vae-slicing", action="store_true", default=None)
     parser.add_argument("--vae-tiling", action="store_true", default=None)
-    parser.add_argument("--attention", choices=list(ATTENTION_BACKENDS), help="attention kernel (CUDA)")
+    parser.add_argument("--attention", choices=list(ATTENTION_CHOICES), help="attention kernel (CUDA)")
     parser.add_argument(
         "--compile",
-        choices=list(COMPILE_MODES),
+        choices=list(COMPILE_CHOICES),
         help="torch.compile the transformer blocks (CUDA; compiles at start, see benchmarks/README.md)",
     )
     parser.add_argument(
@@ -117,7 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         mcp_server=settings.mcp_server,
         # a session's runs can be cancelled only by its own client; the hosted services' routes
         app_kwargs={**session_guard_kwargs(demo), "routes": hosted.routes()},
+        prevent_thread_lock=True,  # serving: now import the model libraries in the background
     )
+    import_when_serving(demo.local_url)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

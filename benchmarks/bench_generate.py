@@ -448,9 +448,12 @@ def _typed(value: str, lever: Lever) -> object:
     return value.lower() in {"1", "true", "on", "yes"} if isinstance(lever.stock[0], bool) else value
 
 
-def run_levers(plan: Plan, settings: Settings, specs: str) -> dict:
+def run_levers(
+    plan: Plan, settings: Settings, specs: str, save: Callable[[dict], None] | None = None
+) -> dict:
     """Each lever alone on top of the stock-valued engine, then every lever that helped, all together.
-    One sample; a lever with request changes (the ControlNet skip) is compared on that request."""
+    One sample; a lever with request changes (the ControlNet skip) is compared on that request. `save` gets
+    the report so far after each row, so a run stopped by a time limit keeps what it measured."""
     baseline = stock_settings(settings)
     engine = engine_for(plan, baseline)
     report = header(plan, engine.device, engine.dtype)
@@ -459,6 +462,12 @@ def run_levers(plan: Plan, settings: Settings, specs: str) -> dict:
     floor = compute_floor(plan, samples, steps)
     baselines: dict[str, dict] = {}
     rows = []
+
+    def saved() -> dict:
+        done = {**report, "samples": samples, "keep_threshold": KEEP_THRESHOLD, "levers": rows}
+        if save is not None:
+            save(done)
+        return done
 
     def timed(config: Settings, changes: dict) -> dict:
         started = time.perf_counter()
@@ -476,6 +485,7 @@ def run_levers(plan: Plan, settings: Settings, specs: str) -> dict:
         if key not in baselines:
             baselines[key] = timed(baseline, changes)
             rows.append({"lever": "baseline", "value": key, **baselines[key]})
+            saved()
         return baselines[key]
 
     baseline_for({})
@@ -489,6 +499,7 @@ def run_levers(plan: Plan, settings: Settings, specs: str) -> dict:
         row = timed(baseline.replace(**{lever.setting: value}, compile_warmup=True), changes)
         row["vs_baseline"] = round(reference["median_end_to_end_s"] / row["median_end_to_end_s"], 3)
         rows.append({"lever": lever.name, "value": value, **row})
+        saved()
         best = kept.get(lever.setting)
         if row["vs_baseline"] >= KEEP_THRESHOLD and (best is None or row["vs_baseline"] > best[1]):
             kept[lever.setting] = (value, row["vs_baseline"])
@@ -497,7 +508,7 @@ def run_levers(plan: Plan, settings: Settings, specs: str) -> dict:
         row = timed(baseline.replace(**chosen, compile_warmup=True), {})
         row["vs_baseline"] = round(baselines["{}"]["median_end_to_end_s"] / row["median_end_to_end_s"], 3)
         rows.append({"lever": "all kept", "value": json.dumps(chosen), **row})
-    return {**report, "samples": samples, "keep_threshold": KEEP_THRESHOLD, "levers": rows}
+    return saved()
 
 
 def lever_table(rows: list[dict]) -> str:
@@ -549,11 +560,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs:
         plan = replace(plan, runs=args.runs)
     settings = settings.replace(preset=plan.preset, device=device.type if plan.preset != "tiny" else "cpu")
+    # The optional models (TAESD, draft LoRA) take no part in these timings: bench_tuning measures them.
+    settings = settings.replace(preview_model="", draft_lora="")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.levers:
-        report = run_levers(plan, settings, args.levers)
-        path = output_path(args.out, report, args.quick, kind="levers")
-        path.write_text(json.dumps(report, indent=2) + "\n")
+
+        def write(report: dict) -> Path:
+            path = output_path(args.out, report, args.quick, kind="levers")
+            path.write_text(json.dumps(report, indent=2) + "\n")
+            return path
+
+        report = run_levers(plan, settings, args.levers, save=write)
+        path = write(report)
         print(f"wrote {path}")
         print(lever_table(report["levers"]))
         return 0

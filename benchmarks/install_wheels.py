@@ -15,8 +15,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-# diffusers 0.42.1 requires huggingface-hub>=1.32.0,<3 and safetensors>=0.8.0; the rest have no floor.
-MINIMUMS = {"huggingface_hub": "1.32.0", "safetensors": "0.8.0"}
+# diffusers 0.42.1 requires huggingface-hub>=1.32.0,<3 and safetensors>=0.8.0; onnx 1.23 protobuf>=6.31.1
+# and ml_dtypes>=0.5.4; the rest have no floor.
+MINIMUMS = {"huggingface_hub": "1.32.0", "safetensors": "0.8.0", "protobuf": "6.31.1", "ml_dtypes": "0.5.4"}
 
 
 def version_key(version: str) -> tuple[int, ...]:

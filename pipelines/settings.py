@@ -9,6 +9,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 ENV_PREFIX = "POSE_STUDIO_"
+# The values the speed-lever settings take (pipelines/generation/speed.py maps them to torch's kernels and
+# compile modes); here so the command lines can offer them without importing torch.
+ATTENTION_CHOICES = ("sdpa", "flash", "efficient", "cudnn", "math")
+COMPILE_CHOICES = ("off", "default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
 
 # Fixed caps of the pose JSON format (no setting: no real file comes near them). OpenPose JSON is at most 4
 # levels deep; a keypoint number beyond MAX_KEYPOINT_VALUE is garbage, not a far-away point.

@@ -248,7 +248,7 @@ def test_download_fetches_the_optional_models_too(monkeypatch, tmp_path):
         fetched[repo] = allow_patterns
         return str(tmp_path)
 
-    monkeypatch.setattr("pipelines.generation.presets.snapshot_download", snapshot_download)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
     folders = download_models(Settings(preset="sdxl"))
     assert fetched["madebyollin/taesdxl"] == list(SINGLE_MODEL_FILES)
     assert fetched["ByteDance/SDXL-Lightning"] == ["sdxl_lightning_4step_lora.safetensors"]

@@ -7,6 +7,8 @@ The denoising itself is the GPU function `generation_events`: plain inputs, plai
 ZeroGPU it can run in a forked worker while the cache, cancel flags and files stay here (see ui/zerogpu.py).
 """
 
+from __future__ import annotations
+
 import logging
 import queue
 import shutil
@@ -18,7 +20,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 import gradio as gr
 import numpy as np
@@ -26,8 +28,10 @@ from PIL import Image
 
 from pipelines.errors import NoPersonError, UserError
 from pipelines.files import write_zip
-from pipelines.generation import GenerationEngine, GenerationRequest, GenerationResult, PoseInput
-from pipelines.pose import DrawMode, PoseEstimator, draw_overlay, draw_pose, parse_mode, to_openpose_json
+from pipelines.generation.presets import get_preset
+from pipelines.generation.request import GenerationRequest, GenerationResult, PoseInput
+from pipelines.pose import DrawMode, draw_overlay, draw_pose, parse_mode, to_openpose_json
+from pipelines.pose.models import is_stand_in as is_pose_stand_in
 from pipelines.settings import Settings
 from ui.state import CancelFlags, LruCache
 from ui.uploads import (
@@ -40,6 +44,10 @@ from ui.uploads import (
     read_upload,
 )
 from ui.zerogpu import generation_seconds, gpu_task
+
+if TYPE_CHECKING:  # the engines (torch, onnxruntime) are imported on first use, after the page is up
+    from pipelines.generation import GenerationEngine
+    from pipelines.pose import PoseEstimator
 
 log = logging.getLogger(__name__)
 
@@ -203,16 +211,21 @@ class PoseStudio:
 
     @cached_property
     def pose_estimator(self) -> PoseEstimator:
+        from pipelines.pose import PoseEstimator
+
         return PoseEstimator.from_settings(self.settings)
 
     @cached_property
     def generation_engine(self) -> GenerationEngine:
+        from pipelines.generation import GenerationEngine
+
         return GenerationEngine.from_settings(self.settings, pose_estimator=self.pose_estimator)
 
     @property
     def is_stand_in(self) -> bool:
-        """True when either engine runs the tiny random models (the UI says so in a banner)."""
-        return self.pose_estimator.is_stand_in or self.generation_engine.is_stand_in
+        """True when either engine runs the tiny random models (the UI says so in a banner); read from the
+        settings, so building the page loads no engine."""
+        return is_pose_stand_in(self.settings) or get_preset(self.settings.preset).is_stand_in
 
     # ----- pose -------------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from pipelines.generation import DEFAULT_SCHEDULER, SCHEDULERS, GenerationRequest
-from pipelines.generation.engine import REQUEST_BOUNDS
+from pipelines.generation.request import REQUEST_BOUNDS
 from pipelines.pose import DrawMode
 from ui.handlers import (
     DRAW_MODE_LABELS,
@@ -170,7 +170,7 @@ def _generation_panel(max_samples: int) -> GenerationPanel:
         fields["seed"] = gr.Number(label="Seed", value=0, precision=0, minimum=-1, elem_id="seed")
         fields["randomize_seed"] = gr.Checkbox(label="Randomise seed", value=True, elem_id="randomize-seed")
     fields["draft"] = gr.Checkbox(
-        label="Draft: a 4-step look (SDXL-Lightning). Untick and use the seed for the final image",
+        label="Draft: a 4-step look (SDXL-Lightning); untick for the final image",
         value=defaults.draft,
         elem_id="draft",
     )

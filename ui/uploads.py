@@ -9,20 +9,24 @@ import hashlib
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from pipelines.generation import PoseInput
 from pipelines.generation.inputs import is_openpose_skeleton
+from pipelines.generation.request import PoseInput
 from pipelines.images import load_image
-from pipelines.pose import PoseEstimator, PoseResult
 from pipelines.pose.formats import read_openpose
+from pipelines.pose.keypoints import PoseResult
 
 # The longest side of what the page shows and the cache keeps of a photo: the preview panel is about 700 px
 # wide, and a 40 MP photo held (and drawn over in float) at full size costs gigabytes.
 PREVIEW_MAX_SIDE = 1280
 POSE_BYTES_PER_PERSON = 134 * 3 * 8  # 134 keypoints (x, y, score) as float64: the cache's estimate
+
+if TYPE_CHECKING:  # onnxruntime is imported with the estimator, on first use
+    from pipelines.pose import PoseEstimator
 
 
 class UploadKind(str, Enum):

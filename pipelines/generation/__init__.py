@@ -1,37 +1,40 @@
-"""SDXL + ControlNet OpenPose generation, in-process: presets, schedulers, seeds, progress, cancel."""
+"""SDXL + ControlNet OpenPose generation, in-process: presets, schedulers, seeds, progress, cancel.
 
-from pipelines.generation.engine import (
-    MAX_SEED,
-    GenerationEngine,
-    GenerationRequest,
-    GenerationResult,
-    Photo,
-    PoseInput,
-    PreviewCallback,
-    ProgressCallback,
-    resolve_seed,
-)
-from pipelines.generation.metadata import PNG_TEXT_KEY, Infotext, infotext, parse_infotext, read_png_infotext
-from pipelines.generation.presets import PRESETS, download_models
-from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
+The names below load on first use (PEP 562): the request types, schedulers and metadata are plain Python,
+while `GenerationEngine`, `PRESETS` and `download_models` bring in torch and diffusers. So the page can build
+its controls, and serve its first response, before any model library is imported.
+"""
 
-__all__ = [
-    "DEFAULT_SCHEDULER",
-    "MAX_SEED",
-    "PNG_TEXT_KEY",
-    "PRESETS",
-    "SCHEDULERS",
-    "GenerationEngine",
-    "GenerationRequest",
-    "GenerationResult",
-    "Infotext",
-    "Photo",
-    "PoseInput",
-    "PreviewCallback",
-    "ProgressCallback",
-    "download_models",
-    "infotext",
-    "parse_infotext",
-    "read_png_infotext",
-    "resolve_seed",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> the submodule that defines it
+EXPORTS = {
+    "DEFAULT_SCHEDULER": "schedulers",
+    "SCHEDULERS": "schedulers",
+    "MAX_SEED": "request",
+    "GenerationRequest": "request",
+    "GenerationResult": "request",
+    "Photo": "request",
+    "PoseInput": "request",
+    "PreviewCallback": "request",
+    "ProgressCallback": "request",
+    "resolve_seed": "request",
+    "PNG_TEXT_KEY": "metadata",
+    "infotext": "metadata",
+    "Infotext": "metadata",
+    "parse_infotext": "metadata",
+    "read_png_infotext": "metadata",
+    "GenerationEngine": "engine",
+    "PRESETS": "presets",
+    "download_models": "presets",
+}
+__all__ = sorted(EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffusers import EulerDiscreteScheduler, StableDiffusionXLControlNetPipeline
+from diffusers import StableDiffusionXLControlNetPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from pipelines.errors import ModelError
@@ -25,8 +25,6 @@ from pipelines.generation.schedulers import SchedulerSpec
 from pipelines.settings import ENV_PREFIX
 
 ADAPTER = "draft"
-# Request fields a draft replaces with the recipe's own (a sweep over them in Draft mode means nothing).
-DRAFT_FIXED_FIELDS = ("scheduler", "num_inference_steps", "guidance_scale")
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class DraftRecipe:
 DRAFT = DraftRecipe(
     name="SDXL-Lightning 4-step LoRA",
     scheduler_name="Euler trailing",
-    scheduler=SchedulerSpec(EulerDiscreteScheduler, {"timestep_spacing": "trailing"}),
+    scheduler=SchedulerSpec("EulerDiscreteScheduler", {"timestep_spacing": "trailing"}),
     num_inference_steps=4,
     guidance_scale=1.0,
 )

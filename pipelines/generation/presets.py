@@ -14,21 +14,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
-from diffusers import AutoencoderKL, ControlNetModel, StableDiffusionXLControlNetPipeline
-from huggingface_hub import snapshot_download
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    HFValidationError,
-    LocalEntryNotFoundError,
-    RepositoryNotFoundError,
-)
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from pipelines.errors import ModelError
-from pipelines.generation.tiny import build_tiny_pipeline, save_tiny_lora, save_tiny_taesd
 from pipelines.settings import ENV_PREFIX, Settings
+
+if TYPE_CHECKING:  # torch, diffusers and huggingface_hub load when a model does, not with this table
+    import torch
+    from diffusers import StableDiffusionXLControlNetPipeline
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +81,8 @@ def load_pretrained(
     preset: Preset, settings: Settings, dtype: torch.dtype
 ) -> StableDiffusionXLControlNetPipeline:
     """Load base + ControlNet + VAE from the Hub cache or local folders, in `dtype`, on the CPU."""
+    from diffusers import AutoencoderKL, ControlNetModel, StableDiffusionXLControlNetPipeline
+
     base, controlnet, vae = (resolve_source(source, settings) for source in preset.sources)
     base_source = preset.sources[0]
     try:
@@ -107,6 +103,10 @@ def load_pretrained(
 
 
 def build_tiny(preset: Preset, settings: Settings, dtype: torch.dtype) -> StableDiffusionXLControlNetPipeline:
+    import torch
+
+    from pipelines.generation.tiny import build_tiny_pipeline
+
     pipeline = build_tiny_pipeline()
     return pipeline if dtype == torch.float32 else pipeline.to(dtype=dtype)
 
@@ -126,11 +126,18 @@ PRESETS: dict[str, Preset] = {
         sources=(),
         build=build_tiny,
         stand_ins={
-            "preview_model": lambda folder, settings: save_tiny_taesd(folder),
-            "draft_lora": lambda folder, settings: save_tiny_lora(folder, settings.draft_lora_file),
+            "preview_model": lambda folder, settings: _tiny().save_tiny_taesd(folder),
+            "draft_lora": lambda folder, settings: _tiny().save_tiny_lora(folder, settings.draft_lora_file),
         },
     ),
 }
+
+
+def _tiny() -> ModuleType:
+    """The stand-ins' module, imported when a stand-in is first written."""
+    from pipelines.generation import tiny
+
+    return tiny
 
 
 def get_preset(name: str) -> Preset:
@@ -143,11 +150,20 @@ def get_preset(name: str) -> Preset:
 def resolve_source(source: ModelSource, settings: Settings) -> Path:
     """The local folder holding `source`: the configured path itself, or its Hub snapshot (downloaded
     unless it is cached or downloads are off). Raises ModelError saying how to provide missing weights."""
+    import huggingface_hub
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
     model = getattr(settings, source.setting)
     if Path(model).expanduser().is_dir():
         return Path(model).expanduser()
     try:
-        folder = snapshot_download(model, allow_patterns=list(source.patterns(settings)))
+        folder = huggingface_hub.snapshot_download(model, allow_patterns=list(source.patterns(settings)))
     except (LocalEntryNotFoundError, RepositoryNotFoundError, GatedRepoError, HFValidationError) as error:
         raise ModelError(_missing_message(source, model, error)) from error
     except HfHubHTTPError as error:

@@ -20,26 +20,26 @@ from diffusers.models.attention_processor import Attention, FusedAttnProcessor2_
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from pipelines.errors import ValidationError
-from pipelines.settings import ENV_PREFIX, Settings
+from pipelines.settings import ATTENTION_CHOICES, COMPILE_CHOICES, ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
 
 # settings.attention -> the scaled_dot_product_attention kernel to force (None: let torch pick, as stock).
-ATTENTION_BACKENDS: dict[str, SDPBackend | None] = {
-    "sdpa": None,
-    "flash": SDPBackend.FLASH_ATTENTION,
-    "efficient": SDPBackend.EFFICIENT_ATTENTION,
-    "cudnn": SDPBackend.CUDNN_ATTENTION,
-    "math": SDPBackend.MATH,
-}
+ATTENTION_BACKENDS: dict[str, SDPBackend | None] = dict(
+    zip(
+        ATTENTION_CHOICES,
+        (
+            None,
+            SDPBackend.FLASH_ATTENTION,
+            SDPBackend.EFFICIENT_ATTENTION,
+            SDPBackend.CUDNN_ATTENTION,
+            SDPBackend.MATH,
+        ),
+        strict=True,
+    )
+)
 # settings.compile -> torch.compile mode of the repeated blocks ("reduce-overhead" = CUDA graphs).
-COMPILE_MODES: dict[str, str | None] = {
-    "off": None,
-    "default": "default",
-    "reduce-overhead": "reduce-overhead",
-    "max-autotune-no-cudagraphs": "max-autotune-no-cudagraphs",
-    "max-autotune": "max-autotune",
-}
+COMPILE_MODES: dict[str, str | None] = {name: None if name == "off" else name for name in COMPILE_CHOICES}
 CUDA_GRAPH_MODES = {"reduce-overhead", "max-autotune"}
 # The UNet's transformer block: the unit both models repeat (the ControlNet does not declare it in 0.42).
 REPEATED_BLOCKS = ["BasicTransformerBlock"]

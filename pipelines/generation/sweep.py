@@ -18,18 +18,25 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from pipelines.errors import Cancelled, UserError, ValidationError
 from pipelines.files import save_image, write_text
-from pipelines.generation import GenerationEngine, GenerationRequest, PoseInput, resolve_seed
-from pipelines.generation.draft import DRAFT_FIXED_FIELDS
-from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.generation.metadata import png_text
+from pipelines.generation.request import (
+    DRAFT_FIXED_FIELDS,
+    REQUEST_BOUNDS,
+    GenerationRequest,
+    PoseInput,
+    resolve_seed,
+)
 from pipelines.generation.schedulers import SCHEDULERS
 from pipelines.settings import ENV_PREFIX, Settings
+
+if TYPE_CHECKING:  # the engine (torch) loads on first use; the page imports this module before that
+    from pipelines.generation.engine import GenerationEngine
 
 RANGE_MAX_VALUES = 1000
 """A range may expand to at most this many values: a typo like `1-1e9` fails at once instead of filling

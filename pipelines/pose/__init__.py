@@ -1,26 +1,33 @@
-"""DWPose whole-body pose estimation on onnxruntime, OpenPose JSON, and ControlNet-style drawing."""
+"""DWPose whole-body pose estimation on onnxruntime, OpenPose JSON, and ControlNet-style drawing.
 
-from pipelines.pose.draw import MODES, DrawMode, draw_conditioning, draw_overlay, draw_pose, parse_mode
-from pipelines.pose.estimator import PoseEstimator
-from pipelines.pose.keypoints import (
-    VISIBILITY_THRESHOLD,
-    Person,
-    PoseResult,
-    from_openpose_json,
-    to_openpose_json,
-)
+The names below load on first use (PEP 562): drawing and the OpenPose JSON need only numpy and OpenCV, while
+`PoseEstimator` brings in onnxruntime, so the page can start serving before that is imported.
+"""
 
-__all__ = [
-    "MODES",
-    "VISIBILITY_THRESHOLD",
-    "DrawMode",
-    "Person",
-    "PoseEstimator",
-    "PoseResult",
-    "draw_conditioning",
-    "draw_overlay",
-    "draw_pose",
-    "from_openpose_json",
-    "parse_mode",
-    "to_openpose_json",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> the submodule that defines it
+EXPORTS = {
+    "MODES": "draw",
+    "DrawMode": "draw",
+    "draw_conditioning": "draw",
+    "draw_overlay": "draw",
+    "draw_pose": "draw",
+    "parse_mode": "draw",
+    "PoseEstimator": "estimator",
+    "VISIBILITY_THRESHOLD": "keypoints",
+    "Person": "keypoints",
+    "PoseResult": "keypoints",
+    "from_openpose_json": "keypoints",
+    "to_openpose_json": "keypoints",
+}
+__all__ = sorted(EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)

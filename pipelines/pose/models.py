@@ -10,12 +10,13 @@ import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING
 
 from pipelines.errors import ModelError, ValidationError
-from pipelines.pose.tiny import ensure_tiny_models
 from pipelines.settings import Settings
+
+if TYPE_CHECKING:  # onnxruntime (and onnx, for the stand-ins) load with the first session
+    import onnxruntime as ort
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def _from_hub(settings: Settings) -> dict[str, Path]:
 
 
 def _tiny(settings: Settings) -> dict[str, Path]:
+    from pipelines.pose.tiny import ensure_tiny_models
+
     folder = ensure_tiny_models(Path(settings.cache_dir) / "tiny-dwpose", DETECTOR_FILE, POSE_FILE)
     return {name: folder / name for name in MODEL_FILES}
 
@@ -97,6 +100,8 @@ def requested_providers(device: str) -> list[str]:
     """Providers to ask onnxruntime for: CUDA first when asked for (or when auto and available)."""
     if device not in {"auto", "cpu", "cuda"}:
         raise ValidationError(f"Unknown pose device {device!r}; choose auto, cpu or cuda.")
+    import onnxruntime as ort
+
     wants_cuda = device == "cuda" or (device == "auto" and CUDA in ort.get_available_providers())
     return [CUDA, CPU] if wants_cuda else [CPU]
 
@@ -110,6 +115,8 @@ def signature_mismatch(file_name: str, expected: str, session: ort.InferenceSess
 
 def create_session(path: Path, device: str) -> ort.InferenceSession:
     """An onnxruntime session; a corrupt file is a ModelError naming it, a CPU fallback is a warning."""
+    import onnxruntime as ort
+
     providers = requested_providers(device)
     options = ort.SessionOptions()
     options.log_severity_level = 3
