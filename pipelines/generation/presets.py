@@ -39,15 +39,15 @@ class ModelSource:
 
     role: str  # how messages name it
     setting: str  # the Settings field holding its Hub id or local folder
-    files: tuple[str, ...]  # allow-patterns for the download; the rest of the repo is never fetched
+    files: tuple[str, ...]  # exact names: the download's allow-patterns, the Space's preload list
     variant: str | None = None
 
 
+TOKENIZER_FILES = ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")
 SDXL_BASE_FILES = (
     "model_index.json",
-    "scheduler/*",
-    "tokenizer/*",
-    "tokenizer_2/*",
+    "scheduler/scheduler_config.json",
+    *(f"{folder}/{name}" for folder in ("tokenizer", "tokenizer_2") for name in TOKENIZER_FILES),
     "text_encoder/config.json",
     "text_encoder/model.fp16.safetensors",
     "text_encoder_2/config.json",
@@ -136,6 +136,17 @@ def _missing_message(source: ModelSource, model: str, error: Exception) -> str:
         f"while online (then HF_HUB_OFFLINE=1 works); set {variable} to a local folder holding the model; or "
         f"leave HF_HUB_OFFLINE unset so the first run downloads it."
     )
+
+
+def hub_files(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Hub repo -> the files the configured preset reads from it (local folders and the tiny preset: none).
+    The Space's `preload_from_hub` lists exactly these (tests/test_deploy.py checks it)."""
+    preset = get_preset(settings.preset)
+    return {
+        getattr(settings, source.setting): source.files
+        for source in preset.sources
+        if not Path(getattr(settings, source.setting)).expanduser().is_dir()
+    }
 
 
 def download_models(settings: Settings) -> dict[str, Path]:

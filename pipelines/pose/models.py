@@ -59,6 +59,12 @@ def _from_hub(settings: Settings) -> dict[str, Path]:
     return paths
 
 
+def hub_files(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Hub repo -> the files DWPose reads from it: none from a local folder or for the tiny stand-in."""
+    from_hub = settings.pose_models == "dwpose" and not settings.dwpose_dir
+    return {settings.dwpose_repo: MODEL_FILES} if from_hub else {}
+
+
 def _tiny(settings: Settings) -> dict[str, Path]:
     folder = ensure_tiny_models(Path(settings.cache_dir) / "tiny-dwpose", DETECTOR_FILE, POSE_FILE)
     return {name: folder / name for name in MODEL_FILES}
