@@ -107,6 +107,13 @@ def requested_providers(device: str) -> list[str]:
     return [CUDA, CPU] if wants_cuda else [CPU]
 
 
+def expected_providers(device: str) -> list[str]:
+    """The providers a session for `device` will get, known before any model loads: those requested that
+    this onnxruntime build has (PyPI's `onnxruntime` has no CUDA provider; `onnxruntime-gpu` has)."""
+    available = ort.get_available_providers()
+    return [provider for provider in requested_providers(device) if provider in available]
+
+
 def signature_mismatch(file_name: str, expected: str, session: ort.InferenceSession) -> ModelError:
     """The error for a file whose inputs and outputs are not the model we need: what was expected, what is."""
     inputs = [node.shape for node in session.get_inputs()]
@@ -117,6 +124,9 @@ def signature_mismatch(file_name: str, expected: str, session: ort.InferenceSess
 def create_session(path: Path, device: str) -> ort.InferenceSession:
     """An onnxruntime session; a corrupt file is a ModelError naming it, a CPU fallback is a warning."""
     providers = requested_providers(device)
+    if CUDA in providers:
+        # onnxruntime-gpu: load CUDA and cuDNN from the nvidia wheels torch installed (CPU builds: a no-op).
+        ort.preload_dlls()
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
