@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install Pose Studio into it. Usage: scripts/setup.sh [app|test]
 # torch comes first and pinned, so nothing later pulls a CUDA build on a CPU machine.
-# On a GPU machine set TORCH_SPEC (for example "torch==2.13.0" from the CUDA index) before running.
+# A GPU machine installs requirements-gpu.txt instead (README, Deploy); TORCH_SPEC overrides the torch pin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:-app}

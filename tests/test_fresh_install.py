@@ -131,6 +131,11 @@ def test_every_pose_preset_shows_its_result(new_user_app):
         page.goto(url)
         page.wait_for_selector("#generate")
         ARTIFACTS.mkdir(exist_ok=True)
+        assert page.inner_text("#runtime") == "Runs on: DWPose: CPU · SDXL (tiny stand-in): cpu fp32"
+        page.screenshot(path=str(ARTIFACTS / "fresh-install-top.png"))
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=str(ARTIFACTS / "fresh-install-390.png"))
+        page.set_viewport_size({"width": 1440, "height": 900})
         for name, _prompt in EXAMPLES:
             label = Path(name).stem
             before = _sources(page, "#pose-preview img")

@@ -31,6 +31,7 @@ def run_module(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.smoke
 def test_cli_writes_pngs_with_parameters_and_result_json(pose, tmp_path):
     pose_file = tmp_path / "pose.json"
     pose_file.write_text(json.dumps(to_openpose_json(pose)))

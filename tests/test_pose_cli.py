@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "POSE_STUDIO_CACHE_DIR": str(tmp_path / "cache"), **extra}
 
 
+@pytest.mark.smoke
 def test_detect_writes_each_good_image_and_reports_bad_ones_in_one_line(tmp_path):
     good = tmp_path / "walker.png"
     Image.fromarray(np.full((300, 200, 3), 60, np.uint8)).save(good)
@@ -70,6 +72,7 @@ def test_detect_keeps_results_of_images_with_the_same_name_apart(tmp_path):
     assert Image.open(out / "pose-2.png").size == sizes["b"]
 
 
+@pytest.mark.smoke
 def test_render_draws_a_saved_pose_at_the_requested_size(tmp_path):
     body = [v for i in range(18) for v in (10.0 + 5 * i, 20.0 + 8 * i, 0.9)]
     pose = tmp_path / "pose.json"

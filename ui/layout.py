@@ -17,6 +17,7 @@ import gradio as gr
 from pipelines.generation import DEFAULT_SCHEDULER, SCHEDULERS, GenerationRequest
 from pipelines.generation.request import REQUEST_BOUNDS
 from pipelines.pose import DrawMode
+from pipelines.pose.models import CPU, CUDA, expected_providers, requested_providers
 from ui.handlers import (
     DRAW_MODE_LABELS,
     GENERATE_API,
@@ -65,6 +66,31 @@ DEFAULT_SIZE = 1024
 # The page's own events: left out of the API docs and of what the client libraries may call. (Gradio still
 # serves them to raw HTTP, as the page needs them; ui.sessions keeps each to its own session.)
 UI_EVENT = {"api_visibility": "private"}
+
+
+PROVIDER_NAMES = {CUDA: "CUDA", CPU: "CPU"}
+POSE_GPU_FALLBACK = (
+    "⚠️ DWPose was asked to run on the GPU but runs on the CPU: this onnxruntime has no working CUDA "
+    "provider. Install `onnxruntime-gpu` instead of `onnxruntime` (README, *GPU machine*)."
+)
+
+
+def runtime_line(studio: PoseStudio) -> str:
+    """Where each model runs, e.g. "DWPose: CUDA · SDXL: cuda fp16": the sessions' providers once DWPose has
+    run, before that the providers this onnxruntime will give it; with a warning when a GPU was asked for
+    DWPose and it runs on the CPU. Read on every page load."""
+    from pipelines.generation.engine import DTYPES  # torch: imported once the page is up
+
+    settings, engine = studio.settings, studio.generation_engine
+    loaded = studio.pose_estimator.loaded_providers.values()
+    used = {providers[0] for providers in loaded} or {expected_providers(settings.pose_device)[0]}
+    dtype = {value: name for name, value in DTYPES.items()}[engine.dtype]
+    sdxl = "SDXL (tiny stand-in)" if engine.is_stand_in else "SDXL"
+    pose = " + ".join(sorted(PROVIDER_NAMES.get(provider, provider) for provider in used))
+    line = f"Runs on: DWPose: {pose} · {sdxl}: {engine.device.type} {dtype}"
+    if CUDA in requested_providers(settings.pose_device) and CUDA not in used:
+        line += f"\n\n{POSE_GPU_FALLBACK}"
+    return line
 
 
 def _slider(name: str, label: str, value: float, maximum: float | None = None, **kwargs) -> gr.Slider:
@@ -265,6 +291,8 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             "ControlNet OpenPose**. Upload a photo, a pose JSON file or an OpenPose skeleton image."
         )
         gr.Markdown(STAND_IN_BANNER, visible=studio.is_stand_in, elem_id="stand-in-banner")
+        runtime = gr.Markdown(runtime_line(studio), elem_id="runtime")
+        demo.load(lambda: runtime_line(studio), None, runtime, queue=False, **ui_event)  # after DWPose loads
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 pose = _pose_panel()

@@ -37,7 +37,7 @@ class ModelSource:
 
     role: str  # how messages name it
     setting: str  # the Settings field holding its Hub id or local folder
-    files: tuple[str, ...]  # allow-patterns for the download; the rest of the repo is never fetched
+    files: tuple[str, ...]  # exact names: the download's allow-patterns, the Space's preload list
     variant: str | None = None
     file_setting: str | None = None  # a Settings field naming one more file (the LoRA's weight file)
 
@@ -46,11 +46,11 @@ class ModelSource:
         return self.files + ((getattr(settings, self.file_setting),) if self.file_setting else ())
 
 
+TOKENIZER_FILES = ("merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json")
 SDXL_BASE_FILES = (
     "model_index.json",
-    "scheduler/*",
-    "tokenizer/*",
-    "tokenizer_2/*",
+    "scheduler/scheduler_config.json",
+    *(f"{folder}/{name}" for folder in ("tokenizer", "tokenizer_2") for name in TOKENIZER_FILES),
     "text_encoder/config.json",
     "text_encoder/model.fp16.safetensors",
     "text_encoder_2/config.json",
@@ -198,6 +198,20 @@ def resolve_extra(preset: Preset, source: ModelSource, settings: Settings) -> Pa
             for path in Path(scratch).iterdir():
                 os.replace(path, folder / path.name)
     return folder
+
+
+def hub_files(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Hub repo -> the files the configured preset reads from it: the required models, then the optional ones
+    that are not turned off (local folders and the stand-in preset: none). The Space's `preload_from_hub`
+    lists exactly these (tests/test_deploy.py checks it), as `download_models` fetches them."""
+    preset = get_preset(settings.preset)
+    extras = () if preset.stand_ins else preset.extras
+    return {
+        getattr(settings, source.setting): source.patterns(settings)
+        for source in (*preset.sources, *extras)
+        if getattr(settings, source.setting)
+        and not Path(getattr(settings, source.setting)).expanduser().is_dir()
+    }
 
 
 def download_models(settings: Settings) -> dict[str, Path]:

@@ -25,11 +25,14 @@ TINY_SEED = 0
 TEXT_WIDTH = 16  # hidden size of each text encoder; the UNet attends to both, concatenated
 TIME_EMBED_DIM = 4  # SDXL feeds six size/crop numbers, each embedded in this many channels
 
-# The scheduler config SDXL base ships with, so `from_config` builds the same schedulers for both presets.
+# The scheduler config SDXL base ships with (scheduler/scheduler_config.json, less its _class_name and
+# _diffusers_version), so `from_config` builds the same schedulers for both presets: clip_sample off matters
+# to DDIM and DDPM, whose defaults clip. tests/test_deploy.py compares it with the published file.
 SDXL_SCHEDULER_CONFIG = {
     "beta_end": 0.012,
     "beta_schedule": "scaled_linear",
     "beta_start": 0.00085,
+    "clip_sample": False,
     "interpolation_type": "linear",
     "num_train_timesteps": 1000,
     "prediction_type": "epsilon",

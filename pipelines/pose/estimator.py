@@ -190,6 +190,11 @@ class PoseEstimator:
             return self._models
 
     @property
+    def loaded_providers(self) -> dict[str, list[str]]:
+        """Like `providers`, without loading: empty until the first detection has opened the sessions."""
+        return {} if self._models is None else self._models.providers
+
+    @property
     def providers(self) -> dict[str, list[str]]:
         """Model file -> the providers its session really uses (a CUDA request may have fallen back)."""
         return self.models.providers

@@ -60,6 +60,12 @@ def _from_hub(settings: Settings) -> dict[str, Path]:
     return paths
 
 
+def hub_files(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Hub repo -> the files DWPose reads from it: none from a local folder or for the tiny stand-in."""
+    from_hub = settings.pose_models == "dwpose" and not settings.dwpose_dir
+    return {settings.dwpose_repo: MODEL_FILES} if from_hub else {}
+
+
 def _tiny(settings: Settings) -> dict[str, Path]:
     from pipelines.pose.tiny import ensure_tiny_models
 
@@ -106,6 +112,13 @@ def requested_providers(device: str) -> list[str]:
     return [CUDA, CPU] if wants_cuda else [CPU]
 
 
+def expected_providers(device: str) -> list[str]:
+    """The providers a session for `device` will get, known before any model loads: those requested that
+    this onnxruntime build has (PyPI's `onnxruntime` has no CUDA provider; `onnxruntime-gpu` has)."""
+    available = ort.get_available_providers()
+    return [provider for provider in requested_providers(device) if provider in available]
+
+
 def signature_mismatch(file_name: str, expected: str, session: ort.InferenceSession) -> ModelError:
     """The error for a file whose inputs and outputs are not the model we need: what was expected, what is."""
     inputs = [node.shape for node in session.get_inputs()]
@@ -118,6 +131,9 @@ def create_session(path: Path, device: str) -> ort.InferenceSession:
     import onnxruntime as ort
 
     providers = requested_providers(device)
+    if CUDA in providers:
+        # onnxruntime-gpu: load CUDA and cuDNN from the nvidia wheels torch installed (CPU builds: a no-op).
+        ort.preload_dlls()
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
