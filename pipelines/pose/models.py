@@ -115,6 +115,8 @@ def requested_providers(device: str) -> list[str]:
 def expected_providers(device: str) -> list[str]:
     """The providers a session for `device` will get, known before any model loads: those requested that
     this onnxruntime build has (PyPI's `onnxruntime` has no CUDA provider; `onnxruntime-gpu` has)."""
+    import onnxruntime as ort
+
     available = ort.get_available_providers()
     return [provider for provider in requested_providers(device) if provider in available]
 
