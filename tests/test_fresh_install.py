@@ -118,6 +118,7 @@ def test_pose_and_generate_answer_with_the_defaults(new_user_app, tmp_path):
 
 
 @pytest.mark.browser
+@pytest.mark.timeout(1500)  # six example generations at SDXL buckets: 90-120 s each on two busy CPU cores
 def test_every_pose_preset_shows_its_result(new_user_app):
     """Click each preset on a fresh page: its pose and its example appear, and Gradio serves them."""
     playwright_api = pytest.importorskip("playwright.sync_api")
