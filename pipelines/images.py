@@ -47,7 +47,7 @@ SAMPLE_RANGES = {"I;16": (65535.0,), "I": (65535.0, 2.0**31 - 1), "F": (1.0, 255
 
 # Pillow's parsers and decoders raise ValueError, SyntaxError, struct.error, IndexError, ... on hostile data.
 DECODE_FAILURES = (Exception,)
-STRIP_PIXELS = 1 << 22  # the image is converted to the output array this many pixels at a time
+STRIP_PIXELS = 1 << 20  # the image is converted to the output array this many pixels at a time
 
 
 def _failure(name: str, error: BaseException) -> ImageError:

@@ -22,7 +22,7 @@ from pipelines.errors import (
     unexpected_error_line,
 )
 from pipelines.generation.engine import GenerationEngine, GenerationRequest
-from pipelines.images import display_copy, fit_within, load_image, save_png
+from pipelines.images import STRIP_PIXELS, display_copy, fit_within, load_image, save_png
 from pipelines.pose import PoseEstimator, PoseResult, draw_overlay, draw_pose, from_openpose_json
 from pipelines.pose.draw import BODY_COLORS, LIMB_COLORS
 from pipelines.pose.keypoints import nesting_depth
@@ -64,10 +64,13 @@ def tiny_estimator(tmp_path_factory) -> PoseEstimator:
 # --- Images ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", [(1, 641), (641, 1), (1, 10000), (10000, 1), (2, 2000)])
+@pytest.mark.parametrize(
+    "size", [(1, 641), (641, 1), (1, 10000), (10000, 1), (2, 2000), (1, 33026), (40000, 1)]
+)
 def test_very_thin_images_are_detected_not_crashed_on(tiny_estimator, size):
     """Longer side > 640 x the shorter: the detector's letterbox used to round the short side to 0 pixels
-    (cv2.error in resize). The stand-in detector boxes the content, so each holds one person."""
+    (cv2.error in resize). A side of 32767 or more (the fuzzer's 1x33026 GIF) failed OpenCV's warpAffine in
+    the crops. The stand-in detector boxes the content, so each holds one person."""
     image = load_image(_png(size))
     result = tiny_estimator.detect(image)
     assert (result.width, result.height) == size
@@ -452,3 +455,23 @@ def test_other_runtime_errors_are_not_taken_for_out_of_memory(monkeypatch):
 @functools.cache
 def _tiny_engine() -> GenerationEngine:
     return GenerationEngine.from_settings(Settings(preset="tiny"))
+
+
+def test_decoding_allocates_the_output_and_one_strip_not_whole_image_copies():
+    """Python-side allocations while decoding a 12 MP PNG (tracemalloc sees NumPy's and Python's, not
+    Pillow's own decode buffer): the output array plus one strip, where convert / tobytes / np.array made
+    three more full-size copies."""
+    import tracemalloc
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (120, 80, 40)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    tracemalloc.start()
+    try:
+        image = load_image(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert image.shape == (3000, 4000, 3) and (image == (120, 80, 40)).all()
+    strip = STRIP_PIXELS * 3
+    assert image.nbytes < peak <= image.nbytes + 2 * strip + 1_000_000

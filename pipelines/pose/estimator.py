@@ -33,6 +33,7 @@ PIXEL_STD = np.array([58.395, 57.12, 57.375])
 NORMALISE_TABLES = ((np.arange(256)[None] - PIXEL_MEAN[:, None]) / PIXEL_STD[:, None]).astype(np.float32)
 SIMCC_SPLIT_RATIO = 2.0  # SimCC bins per input pixel
 WHOLEBODY_POINTS = 133
+WARP_MAX_SIDE = 32766  # OpenCV's warpAffine (remap) refuses images with a side of SHRT_MAX (32767) or more
 
 
 def box_center_scale(boxes: np.ndarray, aspect: float) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +74,21 @@ def warp_matrix(center: np.ndarray, scale_w: float, width: int, height: int) -> 
     return cv2.getAffineTransform(source, destination)
 
 
+def warpable(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image OpenCV's warpAffine accepts (sides below SHRT_MAX), and the (x, y) factors it was shrunk by.
+
+    Only very thin images (e.g. 1 x 33000, within the pixel cap) are shrunk; every other image is used as is,
+    so its crops stay bit-identical to the reference's.
+    """
+    height, width = image.shape[:2]
+    if max(height, width) <= WARP_MAX_SIDE:
+        return image, np.ones(2)
+    factor = WARP_MAX_SIDE / max(height, width)
+    size = (max(1, int(width * factor)), max(1, int(height * factor)))
+    shrunk = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return shrunk, np.array([size[0] / width, size[1] / height])
+
+
 def crop_people(
     image: np.ndarray, centers: np.ndarray, scales: np.ndarray, width: int, height: int
 ) -> np.ndarray:
@@ -83,9 +99,10 @@ def crop_people(
     """
     crops = np.empty((len(centers), 3, height, width), np.float32)
     window = np.empty((height, width, 3), np.uint8)
+    source, shrink = warpable(image)
     for crop, center, (scale_w, _) in zip(crops, centers, scales, strict=True):
-        matrix = warp_matrix(center, scale_w, width, height)
-        cv2.warpAffine(image, matrix, (width, height), dst=window, flags=cv2.INTER_LINEAR)
+        matrix = warp_matrix(center, scale_w, width, height) / np.append(shrink, 1.0)  # from shrunk pixels
+        cv2.warpAffine(source, matrix, (width, height), dst=window, flags=cv2.INTER_LINEAR)
         for channel, plane, table in zip(crop, cv2.split(window), NORMALISE_TABLES, strict=True):
             cv2.LUT(plane, table, dst=channel)
     return crops

@@ -243,28 +243,33 @@ JSON_VALUES = st.recursive(
     lambda children: st.one_of(
         st.lists(children, max_size=4), st.dictionaries(st.text(max_size=6), children, max_size=4)
     ),
-    max_leaves=20,
+    max_leaves=8,
 )
+
+
+HOSTILE_VALUES = (float("nan"), float("inf"), -float("inf"), 1e40, 10**400, True, None, "1", [], {})
+
+
+@st.composite
+def point_values(draw: st.DrawFn) -> list:
+    """A part's flat list as Python values: seeded numbers (cheap to draw) with a few hostile ones."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    values = rng.uniform(-200.0, 4000.0, 3 * draw(st.sampled_from(POINT_COUNTS))).tolist()
+    for _ in range(draw(st.integers(0, 2)) if values else 0):
+        values[draw(st.integers(0, len(values) - 1))] = draw(st.sampled_from(HOSTILE_VALUES))
+    return values
 
 
 @st.composite
 def pose_objects(draw: st.DrawFn) -> dict:
     """Python values as the engine and API hand them in: dicts with any value in any field."""
+    person = st.dictionaries(
+        st.sampled_from(sorted(JSON_FIELDS.values())), st.one_of(point_values(), point_values(), JSON_VALUES)
+    )
     fields = {
         "canvas_width": draw(st.one_of(st.integers(1, 4096), JSON_VALUES)),
         "canvas_height": draw(st.one_of(st.integers(1, 4096), JSON_VALUES)),
-        "people": draw(
-            st.one_of(
-                st.lists(
-                    st.dictionaries(
-                        st.sampled_from(sorted(JSON_FIELDS.values())),
-                        st.one_of(st.lists(st.one_of(st.floats(), st.integers()), max_size=75), JSON_VALUES),
-                    ),
-                    max_size=3,
-                ),
-                JSON_VALUES,
-            )
-        ),
+        "people": draw(st.one_of(st.lists(person, max_size=3), JSON_VALUES)),
     }
     return {key: value for key, value in fields.items() if draw(st.integers(0, 7))}
 
