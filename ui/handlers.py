@@ -6,6 +6,7 @@ The UI handlers and the API endpoints (/dwpose, /generate) are thin shapes over 
 """
 
 import logging
+import numbers
 import queue
 import shutil
 import tempfile
@@ -22,11 +23,13 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from pipelines.errors import Cancelled, NoPersonError, UserError
+from pipelines.errors import Cancelled, NoPersonError, UserError, ValidationError
 from pipelines.files import write_zip
 from pipelines.generation import GenerationEngine, GenerationRequest, GenerationResult
+from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.pose import DrawMode, PoseEstimator, draw_overlay, draw_pose, parse_mode, to_openpose_json
 from pipelines.settings import Settings
+from ui.served import ServedImages
 from ui.state import CancelFlags, LruCache
 from ui.uploads import (
     PreparedPose,
@@ -150,12 +153,16 @@ def panel_request(randomize_seed: bool, auto_size: bool, **fields: Any) -> Gener
 
 
 def request_of(**fields: Any) -> GenerationRequest:
-    """A request from component values. JSON (the browser's) sends a whole float such as 1.0 as 1, which
-    diffusers refuses for its scales, so the float fields are made floats; the integer fields' components
-    have precision 0, so those arrive as ints."""
+    """A request from raw component values (ui.components), which the engine validates. JSON (the
+    browser's) sends a whole float such as 1.0 as 1, which diffusers refuses for its scales, so a number in
+    a float field is made a float; anything else (text, true/false) is left for the engine to refuse."""
     return GenerationRequest(
-        **{name: float(value) if name in FLOAT_FIELDS else value for name, value in fields.items()}
+        **{name: _as_float(value) if name in FLOAT_FIELDS else value for name, value in fields.items()}
     )
+
+
+def _as_float(value: Any) -> Any:
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
 
 
 def seeds_text(seeds: list[int]) -> str:
@@ -185,6 +192,7 @@ class PoseStudio:
         )
         self.cancel_flags = CancelFlags()
         self.output_root = Path(tempfile.gettempdir()) / "pose-studio-runs"
+        self.served = ServedImages(Path(tempfile.gettempdir()) / "pose-studio-served")  # see ui.served
 
     @cached_property
     def pose_estimator(self) -> PoseEstimator:
@@ -320,6 +328,8 @@ class PoseStudio:
         previews only work from the handler's own thread. Yielding every step gives Gradio a point to close
         the generator when the run is cancelled. API calls (session None) get a private cancel flag."""
         with user_facing_errors():
+            generation_request.validate()  # the engine's own checks, before the upload is even read
+            self._check_samples_cap(generation_request.samples)
             prepared = self.prepare(upload)
             if prepared.pose is not None and not prepared.pose.people:
                 raise NoPersonError(
@@ -340,6 +350,12 @@ class PoseStudio:
                             yield self._save(payload)
                 except Cancelled as cancelled:
                     gr.Warning(str(cancelled))
+
+    def _check_samples_cap(self, samples: int) -> None:
+        """The server's own cap on samples (`max_samples`), below the engine's range; the slider shows it."""
+        cap = min(self.settings.max_samples, int(REQUEST_BOUNDS["samples"].high))
+        if samples > cap:
+            raise ValidationError(f"samples must be an integer between 1 and {cap} (got {samples!r})")
 
     def new_run_dir(self, prefix: str = "run-") -> Path:
         """A fresh folder for one run's downloads; the oldest go, so KEPT_RUNS stay on disk."""

@@ -18,6 +18,7 @@ import gradio as gr
 from pipelines.generation import DEFAULT_SCHEDULER, SCHEDULERS, GenerationRequest
 from pipelines.generation.engine import REQUEST_BOUNDS
 from pipelines.pose import DrawMode
+from ui.components import raw_values
 from ui.handlers import (
     DRAW_MODE_LABELS,
     GENERATE_API,
@@ -82,13 +83,16 @@ def gpu_task(handler: Callable) -> Callable:
 
 
 def _slider(name: str, label: str, value: float, maximum: float | None = None, **kwargs) -> gr.Slider:
-    """A slider over the engine's range for `name`, optionally capped lower by a setting. Integer fields
-    get precision 0, so the handlers (and API clients) receive ints the engine accepts."""
+    """A slider over the engine's range for `name`, optionally capped lower by a setting. It hands on the
+    raw value (ui.components), which the engine checks: a float for an integer field is refused, not
+    rounded. Integer fields get precision 0, so the API docs call them integers."""
     bounds = REQUEST_BOUNDS[name]
     high = bounds.high if maximum is None else min(bounds.high, maximum)
     precision = 0 if bounds.integer else None
-    return gr.Slider(
-        bounds.low, high, value=value, step=SLIDER_STEPS[name], precision=precision, label=label, **kwargs
+    return raw_values(
+        gr.Slider(
+            bounds.low, high, value=value, step=SLIDER_STEPS[name], precision=precision, label=label, **kwargs
+        )
     )
 
 
@@ -181,7 +185,7 @@ def _generation_panel(max_samples: int) -> GenerationPanel:
     fields["guidance_scale"] = _slider("guidance_scale", "Guidance scale", defaults.guidance_scale)
     fields["controlnet_scale"] = _slider("controlnet_scale", "ControlNet scale", defaults.controlnet_scale)
     with gr.Row(equal_height=True):
-        fields["seed"] = gr.Number(label="Seed", value=0, precision=0, minimum=-1, elem_id="seed")
+        fields["seed"] = raw_values(gr.Number(label="Seed", value=0, precision=0, minimum=-1, elem_id="seed"))
         fields["randomize_seed"] = gr.Checkbox(label="Randomise seed", value=True, elem_id="randomize-seed")
     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
         fields["auto_size"] = gr.Checkbox(
@@ -207,7 +211,7 @@ def _generation_panel(max_samples: int) -> GenerationPanel:
         generate = gr.Button("Generate", variant="primary", elem_id="generate")
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
     with gr.Row(visible=False):
-        api_size = {name: gr.Number(label=name, precision=0) for name in ("width", "height")}
+        api_size = {name: raw_values(gr.Number(label=name, precision=0)) for name in ("width", "height")}
     return GenerationPanel(fields, api_size, generate, cancel)
 
 
@@ -236,7 +240,9 @@ def _output_panel() -> OutputPanel:
     )
 
 
-def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPanel, gpu: dict) -> None:
+def _api_endpoints(
+    studio: PoseStudio, pose: PosePanel, generation: GenerationPanel, gpu: dict, heavy: Callable
+) -> None:
     """/dwpose and /generate: the hosted APIs' signatures (plus optional width and height) over the same
     handlers the page uses. Their outputs live in a hidden row; the trigger is a hidden button, so only API
     clients call them."""
@@ -247,14 +253,14 @@ def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPa
         images = gr.Gallery(label="images", format="png")
         seeds = gr.JSON(label="seeds")
     trigger.click(
-        gpu_task(studio.dwpose),
+        heavy(studio.dwpose),
         [pose.upload, pose.draw_mode],
         [pose_image, pose_json],
         api_name="dwpose",
         **gpu,
     )
     trigger.click(
-        gpu_task(studio.generate),
+        heavy(studio.generate),
         pose.upload,
         [images, seeds],
         inputs_kwargs=generation.api_inputs(GENERATE_API, {}),
@@ -267,6 +273,12 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
     """The page over `studio`'s handlers. Queue settings are applied here; theme and CSS go to launch()."""
     settings = studio.settings
     gpu = {"concurrency_id": GPU_GROUP, "concurrency_limit": settings.concurrency_limit}
+
+    def heavy(handler: Callable) -> Callable:
+        """A GPU-group handler: ZeroGPU's wrapper inside, its images served as unique files (ui.served)
+        outside, so files are written in the main process."""
+        return studio.served.as_files(gpu_task(handler))
+
     ui_event = UI_EVENT
     with gr.Blocks(title="Pose Studio", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
@@ -292,14 +304,14 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
         )
 
         pose.upload.upload(
-            gpu_task(studio.show_pose), [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event
+            heavy(studio.show_pose), [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event
         )
         pose.upload.clear(studio.clear_pose, None, pose.outputs, queue=False, **ui_event)
         # A mode change redraws a cached pose at once, outside the GPU queue; an upload not in the cache gets
         # a new `detect_again` token instead, whose change detects it in the GPU queue (see `redraw`).
         detect_again = gr.State()
         pose.draw_mode.change(
-            studio.redraw,
+            studio.served.as_files(studio.redraw),
             [pose.upload, pose.draw_mode],
             [*pose.outputs, detect_again],
             concurrency_id=RENDER_GROUP,
@@ -308,10 +320,10 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             **ui_event,
         )
         detect_again.change(
-            gpu_task(studio.show_pose), [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event
+            heavy(studio.show_pose), [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event
         )
         generate_event = generation.generate.click(
-            gpu_task(studio.generate_stream),
+            heavy(studio.generate_stream),
             pose.upload,
             [
                 output.gallery,
@@ -341,8 +353,8 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             queue=False,
             **ui_event,
         )
-        _api_endpoints(studio, pose, generation, gpu)
-        build_sweep_section(studio, pose, generation, gpu, gpu_task)
+        _api_endpoints(studio, pose, generation, gpu, heavy)
+        build_sweep_section(studio, pose, generation, gpu, heavy)
     # gr.Examples takes no concurrency arguments, yet its lazy caching runs a generation: into the GPU group.
     example_event = demo.fns[examples.cache_event["id"]]
     example_event.concurrency_id, example_event.concurrency_limit = GPU_GROUP, settings.concurrency_limit

@@ -222,7 +222,7 @@ def build_sweep_section(
     gpu_task: Callable[[Callable], Callable],
 ) -> None:
     """The Sweep accordion inside the current Blocks, its events, and /sweep, in the GPU concurrency group
-    (`gpu`: the layout's concurrency settings; `gpu_task`: its ZeroGPU wrapper)."""
+    (`gpu`: the layout's concurrency settings; `gpu_task`: its wrapper of GPU-group handlers)."""
     sweeps = SweepHandlers(studio)
     ui_event = UI_EVENT
     with gr.Accordion("X/Y sweep: compare settings side by side", open=False, elem_id="sweep"):
