@@ -161,9 +161,13 @@ def test_an_upload_over_the_size_limit_is_refused(server, tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"prompt": "  "}, "prompt must not be empty"),  # the engine's validation
-        ({"num_inference_steps": 500}, "Value 500 is greater than maximum value 100."),  # the slider's
-        ({"seed": -5}, "Value -5 is less than minimum value -1."),
+        # The engine's validation, on the raw values: the components neither round nor check on their own.
+        ({"prompt": "  "}, "prompt must not be empty"),
+        ({"num_inference_steps": 500}, "num_inference_steps must be an integer between 1 and 100 (got 500)"),
+        ({"num_inference_steps": 2.5}, "num_inference_steps must be an integer between 1 and 100 (got 2.5)"),
+        ({"samples": "abc"}, "samples must be an integer between 1 and 4 (got 'abc')"),
+        ({"guidance_scale": True}, "guidance_scale must be a number between 1 and 25 (got True)"),
+        ({"seed": -5}, "seed must be -1 (random) or an integer between 0 and 999999999999999 (got -5)"),
         ({"width": 100, "height": 128}, "width must be a multiple of 8 (got 100)"),
     ],
 )

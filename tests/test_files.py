@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import signal
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
 
 from pipelines.files import save_image, write_text, write_zip
 from tests.app_helpers import REPO
+from ui.served import ServedImages
 
 # A child that starts saving a PNG, writes part of it, says so, and hangs there until it is killed.
 KILLED_MID_SAVE = """
@@ -76,3 +80,30 @@ def test_atomic_writes_replace_the_old_file_whole(tmp_path):
     with zipfile.ZipFile(archive) as bundle:
         assert bundle.namelist() == ["a.png", "a.json"] and json.loads(bundle.read("a.json")) == {"seed": 7}
     assert sorted(entry.name for entry in tmp_path.iterdir()) == ["a.json", "a.png", "run.zip"]
+
+
+def test_served_images_get_a_new_name_per_response_and_only_the_newest_stay(tmp_path):
+    served = ServedImages(tmp_path / "served", keep=3)
+    pixels = np.full((4, 6, 3), 200, np.uint8)
+
+    def preview(upload, progress=None):
+        return (pixels, pixels), {"people": []}, "summary"
+
+    def stream(upload):
+        yield [Image.fromarray(pixels)], gr.skip()
+        yield [("done.png", "seed 1")], [1]
+
+    (first, second), pose_json, text = served.as_files(preview)("a.png")
+    assert first != second and Path(first).parent == tmp_path / "served"  # the same image, two files
+    assert np.array_equal(np.asarray(Image.open(first)), pixels) and (pose_json, text) == (
+        {"people": []},
+        "summary",
+    )
+    assert inspect.signature(served.as_files(preview)) == inspect.signature(preview)  # what Gradio reads
+    updates = list(served.as_files(stream)("a.png"))
+    assert Path(updates[0][0][0]).exists() and updates[0][1] == gr.skip()
+    assert updates[1] == ([("done.png", "seed 1")], [1])  # paths and captions pass through
+    kept = sorted(tmp_path.joinpath("served").iterdir())
+    assert kept == sorted(Path(path) for path in (first, second, updates[0][0][0]))
+    served(pixels)  # a fourth file: the oldest goes
+    assert not Path(first).exists() and Path(second).exists()

@@ -279,7 +279,7 @@ def test_cancel_sweep_does_not_stop_a_generation(studio, photo_path):
 def page_events(studio):
     """The page's generate event and the listener the page runs when that event is cancelled or fails."""
     demo = build_ui(studio)
-    generate = next(event for event in demo.fns.values() if event.fn == studio.generate_stream)
+    generate = next(event for event in demo.fns.values() if event.name == "generate_stream")
     (on_failure,) = [
         event
         for event in demo.fns.values()
@@ -425,3 +425,36 @@ def test_the_pose_cache_is_bounded_by_bytes_and_keeps_the_newest():
     assert (len(cache), cache.size, cache.peek("a"), cache.peek("b") is not None) == (2, 80, None, True)
     cache.get_or_create("huge", lambda: b"x" * 500)  # alone over the bound: kept, the others go
     assert (len(cache), cache.size) == (1, 500)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_inference_steps": 2.5}, "num_inference_steps must be an integer between 1 and 100 (got 2.5)"),
+        ({"samples": "abc"}, "samples must be an integer between 1 and 4 (got 'abc')"),
+        ({"controlnet_scale": "1"}, "controlnet_scale must be a number between 0 and 1 (got '1')"),
+        ({"seed": True}, "seed must be -1 (random) or an integer between 0 and 999999999999999 (got True)"),
+    ],
+)
+def test_the_page_and_the_api_refuse_what_the_engine_refuses_with_its_message(studio, overrides, message):
+    """The panel's components hand on raw values (no rounding), and both paths use the engine's checks."""
+    with pytest.raises(gr.Error) as page:
+        list(studio.generate_stream(str(PRESET), ProgressRecorder(), **PANEL | overrides))
+    api = {name: value for name, value in PANEL.items() if name not in {"randomize_seed", "auto_size"}}
+    with pytest.raises(gr.Error) as endpoint:
+        list(studio.generate(str(PRESET), ProgressRecorder(), **api | overrides))
+    assert page.value.message == endpoint.value.message == message
+
+
+def test_the_panel_components_pass_the_raw_value_and_look_like_gradios(studio):
+    demo = build_ui(studio)
+    steps = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "steps")
+    assert steps.preprocess(2.5) == 2.5 and steps.preprocess("abc") == "abc"
+    assert steps.get_block_name() == "slider" and steps.api_info()["type"] == "integer"
+
+
+def test_samples_above_the_servers_cap_are_refused(tmp_path):
+    capped = PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=str(tmp_path), max_samples=2))
+    with pytest.raises(gr.Error) as refused:
+        list(capped.generate_stream(str(PRESET), ProgressRecorder(), **PANEL | {"samples": 3}))
+    assert refused.value.message == "samples must be an integer between 1 and 2 (got 3)"

@@ -10,6 +10,7 @@ ZeroGPU it can run in a forked worker while the cache, cancel flags and files st
 from __future__ import annotations
 
 import logging
+import numbers
 import queue
 import shutil
 import tempfile
@@ -26,13 +27,14 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from pipelines.errors import NoPersonError, UserError
+from pipelines.errors import NoPersonError, UserError, ValidationError
 from pipelines.files import write_zip
 from pipelines.generation.presets import get_preset
-from pipelines.generation.request import GenerationRequest, GenerationResult, PoseInput
+from pipelines.generation.request import REQUEST_BOUNDS, GenerationRequest, GenerationResult, PoseInput
 from pipelines.pose import DrawMode, draw_overlay, draw_pose, parse_mode, to_openpose_json
 from pipelines.pose.models import is_stand_in as is_pose_stand_in
 from pipelines.settings import Settings
+from ui.served import ServedImages
 from ui.state import CancelFlags, LruCache
 from ui.uploads import (
     PreparedPose,
@@ -168,12 +170,16 @@ def panel_request(randomize_seed: bool, auto_size: bool, **fields: Any) -> Gener
 
 
 def request_of(**fields: Any) -> GenerationRequest:
-    """A request from component values. JSON (the browser's) sends a whole float such as 1.0 as 1, which
-    diffusers refuses for its scales, so the float fields are made floats; the integer fields' components
-    have precision 0, so those arrive as ints."""
+    """A request from raw component values (ui.components), which the engine validates. JSON (the
+    browser's) sends a whole float such as 1.0 as 1, which diffusers refuses for its scales, so a number in
+    a float field is made a float; anything else (text, true/false) is left for the engine to refuse."""
     return GenerationRequest(
-        **{name: float(value) if name in FLOAT_FIELDS else value for name, value in fields.items()}
+        **{name: _as_float(value) if name in FLOAT_FIELDS else value for name, value in fields.items()}
     )
+
+
+def _as_float(value: Any) -> Any:
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
 
 
 def seeds_text(seeds: list[int]) -> str:
@@ -208,6 +214,7 @@ class PoseStudio:
             self.generation_events, duration=lambda request, pose: generation_seconds(request)
         )
         self.shown_notices: set[tuple[str | None, str]] = set()  # (session, engine notice) already shown
+        self.served = ServedImages(Path(tempfile.gettempdir()) / "pose-studio-served")  # see ui.served
 
     @cached_property
     def pose_estimator(self) -> PoseEstimator:
@@ -353,12 +360,13 @@ class PoseStudio:
         every step gives Gradio a point to close the generator when the run is cancelled, which closes the
         GPU function too. API calls (session None) get a private cancel flag."""
         with user_facing_errors():
+            generation_request.validate()  # the engine's own checks, before the upload is even read
+            self._check_samples_cap(generation_request.samples)
             prepared = self.prepare(upload)
             if prepared.pose is not None and not prepared.pose.people:
                 raise NoPersonError(
                     "No person was found in this image, so there is no pose to generate from."
                 )
-            generation_request.validate()  # here: a bad request must not take (or size) a GPU
             if not self.generation_engine.is_loaded:
                 progress(0, desc=LOADING_GENERATION)
             step, result = None, None
@@ -403,6 +411,12 @@ class PoseStudio:
             if (session, notice) not in self.shown_notices:
                 self.shown_notices.add((session, notice))
                 gr.Warning(notice)
+
+    def _check_samples_cap(self, samples: int) -> None:
+        """The server's own cap on samples (`max_samples`), below the engine's range; the slider shows it."""
+        cap = min(self.settings.max_samples, int(REQUEST_BOUNDS["samples"].high))
+        if samples > cap:
+            raise ValidationError(f"samples must be an integer between 1 and {cap} (got {samples!r})")
 
     def new_run_dir(self, prefix: str = "run-") -> Path:
         """A fresh folder for one run's downloads; the oldest go, so KEPT_RUNS stay on disk."""

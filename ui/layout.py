@@ -8,7 +8,7 @@ only the denoising inside the handlers asks for a GPU (see ui/zerogpu.py); nothi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from pipelines.generation import DEFAULT_SCHEDULER, SCHEDULERS, GenerationReques
 from pipelines.generation.request import REQUEST_BOUNDS
 from pipelines.pose import DrawMode
 from pipelines.pose.models import CPU, CUDA, expected_providers, requested_providers
+from ui.components import raw_values
 from ui.handlers import (
     DRAW_MODE_LABELS,
     GENERATE_API,
@@ -94,13 +95,16 @@ def runtime_line(studio: PoseStudio) -> str:
 
 
 def _slider(name: str, label: str, value: float, maximum: float | None = None, **kwargs) -> gr.Slider:
-    """A slider over the engine's range for `name`, optionally capped lower by a setting. Integer fields
-    get precision 0, so the handlers (and API clients) receive ints the engine accepts."""
+    """A slider over the engine's range for `name`, optionally capped lower by a setting. It hands on the
+    raw value (ui.components), which the engine checks: a float for an integer field is refused, not
+    rounded. Integer fields get precision 0, so the API docs call them integers."""
     bounds = REQUEST_BOUNDS[name]
     high = bounds.high if maximum is None else min(bounds.high, maximum)
     precision = 0 if bounds.integer else None
-    return gr.Slider(
-        bounds.low, high, value=value, step=SLIDER_STEPS[name], precision=precision, label=label, **kwargs
+    return raw_values(
+        gr.Slider(
+            bounds.low, high, value=value, step=SLIDER_STEPS[name], precision=precision, label=label, **kwargs
+        )
     )
 
 
@@ -193,7 +197,7 @@ def _generation_panel(max_samples: int) -> GenerationPanel:
     fields["guidance_scale"] = _slider("guidance_scale", "Guidance scale", defaults.guidance_scale)
     fields["controlnet_scale"] = _slider("controlnet_scale", "ControlNet scale", defaults.controlnet_scale)
     with gr.Row(equal_height=True):
-        fields["seed"] = gr.Number(label="Seed", value=0, precision=0, minimum=-1, elem_id="seed")
+        fields["seed"] = raw_values(gr.Number(label="Seed", value=0, precision=0, minimum=-1, elem_id="seed"))
         fields["randomize_seed"] = gr.Checkbox(label="Randomise seed", value=True, elem_id="randomize-seed")
     fields["draft"] = gr.Checkbox(
         label="Draft: a 4-step look (SDXL-Lightning); untick for the final image",
@@ -224,7 +228,7 @@ def _generation_panel(max_samples: int) -> GenerationPanel:
         generate = gr.Button("Generate", variant="primary", elem_id="generate")
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
     with gr.Row(visible=False):
-        api_size = {name: gr.Number(label=name, precision=0) for name in ("width", "height")}
+        api_size = {name: raw_values(gr.Number(label=name, precision=0)) for name in ("width", "height")}
     return GenerationPanel(fields, api_size, generate, cancel)
 
 
@@ -253,7 +257,9 @@ def _output_panel() -> OutputPanel:
     )
 
 
-def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPanel, gpu: dict) -> None:
+def _api_endpoints(
+    studio: PoseStudio, pose: PosePanel, generation: GenerationPanel, gpu: dict, heavy: Callable
+) -> None:
     """/dwpose and /generate: the hosted APIs' signatures (plus optional width and height) over the same
     handlers the page uses. Their outputs live in a hidden row; the trigger is a hidden button, so only API
     clients call them."""
@@ -264,14 +270,14 @@ def _api_endpoints(studio: PoseStudio, pose: PosePanel, generation: GenerationPa
         images = gr.Gallery(label="images", format="png")
         seeds = gr.JSON(label="seeds")
     trigger.click(
-        studio.dwpose,
+        heavy(studio.dwpose),
         [pose.upload, pose.draw_mode],
         [pose_image, pose_json],
         api_name="dwpose",
         **gpu,
     )
     trigger.click(
-        studio.generate,
+        heavy(studio.generate),
         pose.upload,
         [images, seeds],
         inputs_kwargs=generation.api_inputs(GENERATE_API, {}),
@@ -284,6 +290,12 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
     """The page over `studio`'s handlers. Queue settings are applied here; theme and CSS go to launch()."""
     settings = studio.settings
     gpu = {"concurrency_id": GPU_GROUP, "concurrency_limit": settings.concurrency_limit}
+
+    def heavy(handler: Callable) -> Callable:
+        """A GPU-group handler whose images are served as files named uniquely per response (ui.served).
+        (On ZeroGPU only the denoising inside the handlers is a GPU function: see ui/zerogpu.py.)"""
+        return studio.served.as_files(handler)
+
     ui_event = UI_EVENT
     with gr.Blocks(title="Pose Studio", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
@@ -310,13 +322,15 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             label="Pose presets (no photo needed)",
         )
 
-        pose.upload.upload(studio.show_pose, [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event)
+        pose.upload.upload(
+            heavy(studio.show_pose), [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event
+        )
         pose.upload.clear(studio.clear_pose, None, pose.outputs, queue=False, **ui_event)
         # A mode change redraws a cached pose at once, outside the GPU queue; an upload not in the cache gets
         # a new `detect_again` token instead, whose change detects it in the GPU queue (see `redraw`).
         detect_again = gr.State()
         pose.draw_mode.change(
-            studio.redraw,
+            studio.served.as_files(studio.redraw),
             [pose.upload, pose.draw_mode],
             [*pose.outputs, detect_again],
             concurrency_id=RENDER_GROUP,
@@ -324,9 +338,11 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             show_progress="minimal",
             **ui_event,
         )
-        detect_again.change(studio.show_pose, [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event)
+        detect_again.change(
+            heavy(studio.show_pose), [pose.upload, pose.draw_mode], pose.outputs, **gpu, **ui_event
+        )
         generate_event = generation.generate.click(
-            studio.generate_stream,
+            heavy(studio.generate_stream),
             pose.upload,
             [
                 output.gallery,
@@ -356,8 +372,8 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             queue=False,
             **ui_event,
         )
-        _api_endpoints(studio, pose, generation, gpu)
-        build_sweep_section(studio, pose, generation, gpu)
+        _api_endpoints(studio, pose, generation, gpu, heavy)
+        build_sweep_section(studio, pose, generation, gpu, heavy)
     # gr.Examples takes no concurrency arguments, yet its lazy caching runs a generation: into the GPU group.
     example_event = demo.fns[examples.cache_event["id"]]
     example_event.concurrency_id, example_event.concurrency_limit = GPU_GROUP, settings.concurrency_limit

@@ -6,7 +6,7 @@ pipelines.generation.sweep; the generation panel supplies every other parameter.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,9 +237,11 @@ def build_sweep_section(
     pose: PosePanel,
     generation: GenerationPanel,
     gpu: dict[str, Any],
+    heavy: Callable[[Callable], Callable],
 ) -> None:
     """The Sweep accordion inside the current Blocks, its events, and /sweep, in the GPU concurrency group
-    (`gpu`: the layout's concurrency settings)."""
+    (`gpu`: the layout's concurrency settings; `heavy`: its wrapper of GPU-group handlers, which serves
+    their images as files named uniquely per response)."""
     sweeps = SweepHandlers(studio)
     ui_event = UI_EVENT
     with gr.Accordion("X/Y sweep: compare settings side by side", open=False, elem_id="sweep"):
@@ -277,7 +279,7 @@ def build_sweep_section(
     for axis, values in ((x_axis, x_values), (y_axis, y_values)):
         axis.change(_values_placeholder, axis, values, queue=False, **ui_event)
     run.click(sweeps.arm, None, None, queue=False, **ui_event).then(
-        sweeps.run_stream,
+        heavy(sweeps.run_stream),
         [pose.upload, x_axis, x_values, y_axis, y_values],
         [grid, cells, files, status],
         inputs_kwargs=generation.fields,
@@ -295,7 +297,7 @@ def build_sweep_section(
             gr.JSON(),
         ]
     trigger.click(
-        sweeps.api,
+        heavy(sweeps.api),
         pose.upload,
         api_outputs,
         inputs_kwargs=generation.api_inputs(SWEEP_API, axis_inputs),
