@@ -9,12 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.gpu.suite import STEPS, run_suite
 from benchmarks.install_wheels import needed
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.timeout(2400)  # five processes, each importing torch and building models: minutes when busy
 def test_run_sh_dry_run_runs_every_step_and_prints_the_table(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path), "WHEELS": str(tmp_path / "none")}
     done = subprocess.run(

@@ -111,9 +111,8 @@ def run_suite(out: Path, budget: float, dry_run: bool) -> list[dict]:
     for step in STEPS:
         left = deadline - time.perf_counter()
         if left < MIN_STEP_S:
-            rows.append(
-                {"step": step.name, "status": f"skipped: {left:.0f} s of the budget left", "seconds": 0}
-            )
+            status = f"skipped: {max(left, 0):.0f} s of the budget left"
+            rows.append({"step": step.name, "status": status, "seconds": 0})
             continue
         row = run_step(step, out, left if dry_run else min(step.cap_s, left), dry_run)
         rows.append(row)
