@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 SKIPPED = {"torch", "playwright", "ruff"}
-REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(?P<spec>[^#;]*)")
+REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<extras>\[[^\]]*\])?\s*(?P<spec>[^#;]*)")
 
 
 def requirement_lines(path: Path) -> list[str]:
@@ -29,7 +29,12 @@ def requirement_lines(path: Path) -> list[str]:
 
 def floors(paths: list[Path]) -> dict[str, str]:
     """Requirement name (lower case) -> its lower bound, over every file and include."""
-    found: dict[str, str] = {}
+    return {name: version for name, (version, _) in _bounds(paths).items()}
+
+
+def _bounds(paths: list[Path]) -> dict[str, tuple[str, str]]:
+    """Requirement name (lower case) -> (its lower bound, its extras such as "[mcp]", or "")."""
+    found: dict[str, tuple[str, str]] = {}
     for path in paths:
         for line in requirement_lines(path):
             match = REQUIREMENT.match(line)
@@ -39,14 +44,14 @@ def floors(paths: list[Path]) -> dict[str, str]:
             bound = re.search(r">=\s*([^,\s]+)", match["spec"])
             if bound is None:
                 raise ValueError(f"{path}: {line!r} has no >= lower bound")
-            found[name] = bound[1]
+            found[name] = (bound[1], match["extras"] or "")
     return found
 
 
 def main(argv: list[str]) -> None:
-    for name, version in floors([Path(arg) for arg in argv]).items():
+    for name, (version, extras) in _bounds([Path(arg) for arg in argv]).items():
         if name not in SKIPPED:
-            print(f"{name}=={version}")
+            print(f"{name}{extras}=={version}")  # with its extras: gradio[mcp] brings the MCP server
 
 
 if __name__ == "__main__":
