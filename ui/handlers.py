@@ -337,9 +337,11 @@ class PoseStudio:
                     yield (gr.skip() if update is None else update), gr.skip()
 
     def generate_example(self, upload: str, prompt: str) -> tuple[tuple[np.ndarray, np.ndarray], list]:
-        """An example's cached result: its pose preview and one sample at the default settings."""
+        """An example's cached result: its pose preview and one sample at the preset's example settings (the
+        defaults, for real models)."""
         preview, _, _ = self.show_pose(upload, DrawMode.FULL_POSE.value)
-        request = GenerationRequest(prompt=prompt, seed=EXAMPLE_SEED)
+        example = get_preset(self.settings.preset).example_request
+        request = GenerationRequest(prompt=prompt, seed=EXAMPLE_SEED, **example)
         *_, saved = self._generation_updates(upload, request, PROGRESS, session=None)
         return preview, saved.gallery()
 
