@@ -64,8 +64,14 @@ def test_preload_from_hub_lists_exactly_the_files_the_loaders_ask_for():
 
 
 def test_no_preload_for_local_folders_or_the_tiny_models(tmp_path):
-    local = Settings(base_model=str(tmp_path), dwpose_dir=str(tmp_path))
+    local = Settings(base_model=str(tmp_path), dwpose_dir=str(tmp_path), preview_model="", draft_lora="")
     assert set(generation_hub_files(local)) == {local.controlnet_model, local.vae_model}
+    folders = Settings(preview_model=str(tmp_path), draft_lora=str(tmp_path))
+    assert set(generation_hub_files(folders)) == {
+        folders.base_model,
+        folders.controlnet_model,
+        folders.vae_model,
+    }
     assert pose_hub_files(local) == {}
     assert generation_hub_files(Settings(preset="tiny")) == {}
     assert pose_hub_files(Settings(pose_models="tiny")) == {}

@@ -303,8 +303,10 @@ def build_ui(studio: PoseStudio) -> gr.Blocks:
             "ControlNet OpenPose**. Upload a photo, a pose JSON file or an OpenPose skeleton image."
         )
         gr.Markdown(STAND_IN_BANNER, visible=studio.is_stand_in, elem_id="stand-in-banner")
-        runtime = gr.Markdown(runtime_line(studio), elem_id="runtime")
-        demo.load(lambda: runtime_line(studio), None, runtime, queue=False, **ui_event)  # after DWPose loads
+        # Filled when the page loads, not when it is built: the line needs torch and onnxruntime, which are
+        # imported after the first page is served (pipelines/preload.py); it is read again on every load.
+        runtime = gr.Markdown(elem_id="runtime")
+        demo.load(lambda: runtime_line(studio), None, runtime, queue=False, **ui_event)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 pose = _pose_panel()
