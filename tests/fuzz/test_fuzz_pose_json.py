@@ -16,6 +16,7 @@ from tests.fuzz.strategies import fuzz_settings, json_text_of, pose_documents, p
 
 SETTINGS = Settings()
 DRAW_SIDE = 256  # drawings fit inside this: the reader's caps, not the drawing size, are under test
+TEXT_ONLY_CAPS = ("-digit integer", "every number must be finite", "which overflows")
 MODE_NAMES = st.sampled_from([mode.value for mode in MODES])  # one drawn per case; the cases cover them all
 
 
@@ -58,6 +59,13 @@ def test_pose_values_are_read_or_refused(value, mode):
     result = _read(value)
     if result is not None:
         _check(result, mode)
-    from_text = _read(json_text_of(value))
+    text = json_text_of(value)
+    try:
+        from_text = from_openpose_json(text, settings=SETTINGS)
+    except ValidationError as error:
+        # The text parser checks every number, also in fields the reader then ignores (it must: Python's own
+        # digit limit fails inside json.loads); only those number caps may refuse what the value passed.
+        assert result is None or any(cap in str(error) for cap in TEXT_ONLY_CAPS), (str(error), text[:200])
+        return
     if result is not None:  # a value the reader takes reads the same from its JSON text
-        assert from_text is not None and (from_text.width, from_text.height) == (result.width, result.height)
+        assert (from_text.width, from_text.height) == (result.width, result.height)
