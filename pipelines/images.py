@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +19,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipelines.errors import ImageError, UserError
+from pipelines.errors import ImageError
+from pipelines.files import atomic_path
 from pipelines.settings import Settings
 
 # Pillow format name -> what we call it in messages. MPO is the multi-picture JPEG many cameras write.
@@ -216,22 +215,8 @@ def save_png(path: str | Path, image: np.ndarray) -> None:
         cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
     if not encoded:
         raise ImageError(f"Could not encode {path.name} as PNG.")
-    write_atomically(path, memoryview(data))
-
-
-def write_atomically(path: Path, data: bytes | memoryview) -> None:
-    """Write to a temporary name beside `path`, then rename: a reader never sees a half-written file."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise UserError(f"Could not write {path}: {error.strerror or error}.") from None
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    write_atomically(path, text.encode())
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(memoryview(data))
 
 
 def sdxl_bucket(width: int, height: int) -> tuple[int, int]:

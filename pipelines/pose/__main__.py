@@ -15,7 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 from pipelines.errors import ModelError, UserError, unexpected_error_line
-from pipelines.images import load_image, save_png, write_text_atomically
+from pipelines.files import write_text
+from pipelines.images import load_image, save_png
 from pipelines.pose import DrawMode, draw_pose, to_openpose_json
 from pipelines.pose.estimator import PoseEstimator
 from pipelines.pose.formats import for_editors, read_openpose
@@ -73,7 +74,7 @@ def _detect_one(estimator: PoseEstimator, path: Path, png: Path, args: argparse.
         exported = to_openpose_json(result)
         if args.json_for_editors:
             exported = for_editors(exported)
-        write_text_atomically(png.with_suffix(".json"), json.dumps(exported))
+        write_text(png.with_suffix(".json"), json.dumps(exported))
     return len(result.people)
 
 
