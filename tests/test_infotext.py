@@ -89,6 +89,20 @@ def test_our_infotext_reads_back_into_the_same_request():
     assert parsed.notes == [] and parsed.unreadable == {}
 
 
+def test_a_drafts_infotext_says_draft_and_reads_back_as_one():
+    """A draft runs its recipe's sampler ("Euler trailing", not in the scheduler table): the text names it and
+    says Draft, and reading it back asks for a draft instead of refusing the sampler."""
+    drafted = {**PARAMETERS, "scheduler": "Euler trailing", "num_inference_steps": 4, "guidance_scale": 1.0}
+    text = infotext({**drafted, "draft": True}, 41, {"preset": "tiny"})
+    assert "Steps: 4, Sampler: Euler trailing, CFG scale: 1.0, " in sampler_line(text)
+    assert sampler_line(text).endswith("Pose thick lines: True, Draft: True, Version: pose-studio")
+    parsed = parse_infotext(text)
+    assert parsed.unreadable == {} and parsed.fields["draft"] is True
+    request = GenerationRequest(**parsed.request_fields())
+    assert (request.draft, request.scheduler, request.num_inference_steps) == (True, "Euler a", 4)
+    assert "Draft" not in infotext(PARAMETERS, 41, {"preset": "tiny"})  # a full-quality image says nothing
+
+
 def test_a1111_infotext_reads_into_a_request_and_says_what_it_ignored():
     parsed = parse_infotext(A1111_TEXT)
     assert parsed.fields == {

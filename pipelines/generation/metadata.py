@@ -30,6 +30,7 @@ NEGATIVE_PREFIX = "Negative prompt:"
 CONTROLNET_KEYS = ("ControlNet 0", "ControlNet")  # sd-webui-controlnet's first unit; older versions: no index
 # Pose-conditioning fields A1111 has no key for; ours, so a PNG re-makes its image exactly.
 POSE_KEYS = {"Pose hands": "include_hands", "Pose face": "include_face", "Pose thick lines": "thick_lines"}
+DRAFT_KEY = "Draft"  # written only for Draft mode's images, whose sampler is the distillation's own
 # A "Key: value" pair of the last line; a value in double quotes may hold commas (A1111's own pattern).
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"(\d+)\s*x\s*(\d+)")
@@ -64,6 +65,7 @@ def infotext(parameters: dict[str, Any], seed: int, models: dict[str, str]) -> s
         "VAE": model_name(models["vae_model"]) if "vae_model" in models else None,
         "ControlNet 0": f'"{controlnet}"',
         **{key: parameters[name] for key, name in POSE_KEYS.items() if name in parameters},
+        DRAFT_KEY: True if parameters.get("draft") else None,  # its recipe fixed the sampler, steps and CFG
         "Version": "pose-studio",
     }
     lines = [parameters["prompt"]]
@@ -128,6 +130,7 @@ FIELD_KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "CFG scale": ("guidance_scale", _number(float)),
     "Seed": ("seed", _number(int)),
     **{key: (name, _boolean) for key, name in POSE_KEYS.items()},
+    DRAFT_KEY: ("draft", _boolean),
 }
 CONTROLNET_FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "Weight": ("controlnet_scale", _number(float)),
@@ -212,7 +215,7 @@ def parse_infotext(text: str) -> Infotext:
             _read_controlnet(key, value, result)
         elif key not in SCHEDULER_KEYS:
             result.ignored[key] = value
-    if "Sampler" in pairs:
+    if "Sampler" in pairs and not result.fields.get("draft"):  # a draft runs its recipe's sampler
         sampler, schedule = pairs["Sampler"], pairs.get("Schedule type")
         name, notes = read_scheduler(sampler, schedule)
         result.notes += notes

@@ -73,9 +73,10 @@ A1111_SCHEDULES = (
 
 
 def a1111_name(name: str) -> tuple[str, str | None]:
-    """Our scheduler as A1111 writes it: (Sampler, Schedule type or None)."""
-    spec = SCHEDULERS[name]
-    return (spec.a1111_sampler or name, spec.a1111_schedule)
+    """Our scheduler as A1111 writes it: (Sampler, Schedule type or None). A name outside the table (the draft
+    recipe's "Euler trailing") is written as it is."""
+    spec = SCHEDULERS.get(name)
+    return (name, None) if spec is None else (spec.a1111_sampler or name, spec.a1111_schedule)
 
 
 def build_scheduler(name: str, base_config: dict[str, Any]) -> SchedulerMixin:
