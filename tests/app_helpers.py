@@ -42,6 +42,7 @@ PANEL = {
     "controlnet_scale": 1,
     "seed": 7,
     "randomize_seed": False,
+    "draft": False,
     "auto_size": False,
     "width": 128,
     "height": 96,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import ValidationError
-from pipelines.settings import Settings
+from pipelines.settings import MAX_KEYPOINT_VALUE, Settings
 
 if TYPE_CHECKING:
     from pipelines.pose.keypoints import PoseResult
@@ -59,6 +59,13 @@ def _frame(data: Any, notes: list[str]) -> Any:
     return data
 
 
+def _finite(value: Any) -> bool:
+    """A number within the reader's keypoint cap (so not NaN, infinite or a huge int, which `float` cannot
+    hold); the reader refuses the others with its own message."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and abs(value) <= MAX_KEYPOINT_VALUE
+
+
 def _points(person: dict) -> list[tuple[float, float]]:
     """Every (x, y) a person marks as seen (score above 0), over all keypoint lists."""
     seen = []
@@ -68,7 +75,7 @@ def _points(person: dict) -> list[tuple[float, float]]:
             continue  # the reader names a malformed list with its own message
         for index in range(0, len(values), 3):
             x, y, score = values[index : index + 3]
-            numbers = all(isinstance(value, (int, float)) and math.isfinite(value) for value in (x, y, score))
+            numbers = all(_finite(value) for value in (x, y, score))
             if numbers and score > 0:
                 seen.append((float(x), float(y)))
     return seen
