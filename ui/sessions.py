@@ -9,6 +9,9 @@ later request naming that session, or an event of it, without the same secret. B
 
 A client that never sends the cookie (cookies blocked, or a raw HTTP script that drops them) opens sessions
 bound to no secret; those stay as open as Gradio's own, so such clients keep working but are not protected.
+So does Gradio's MCP server, which runs every caller's tool calls through one loopback gradio_client session
+while passing on each caller's own headers, cookie included: its requests (from this machine, marked
+`x-gradio-user: mcp`) bind nothing. MCP tool calls are API calls, which no page Cancel can reach anyway.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ COOKIE = "pose_studio_client"
 API_PREFIX = "/gradio_api"
 SESSIONS_REMEMBERED = 100_000  # bindings kept (~150 bytes each); the oldest are forgotten first
 REFUSED = "This session belongs to another client."
+LOOPBACK = ("127.0.0.1", "::1")
 OPEN = ""  # the binding of a session opened without the cookie: any client may use it
 # POST routes whose JSON body may name a session (`session_hash`) or an event (`event_id`).
 JSON_BODY_ROUTES = ("/queue/join", "/run/", "/api/", "/call/", "/cancel")
@@ -79,8 +83,9 @@ class SessionGuard:
             return
         cookie = _cookie(scope)
         new_cookie = None if cookie else secrets.token_urlsafe(24)
-        # A request without the cookie binds the sessions it opens to no secret (see the module docstring).
-        client = cookie or OPEN
+        # A request without the cookie, or the MCP server's, binds the sessions it opens to no secret (see the
+        # module docstring).
+        client = OPEN if _from_mcp_server(scope) else cookie or OPEN
         route = _api_route(scope)
         sessions, events = _named_in_url(route, scope)
         if route is not None and scope["method"] == "POST" and route.startswith(JSON_BODY_ROUTES):
@@ -94,6 +99,12 @@ class SessionGuard:
             await _refuse(send)
             return
         await self.app(scope, receive, _with_cookie(send, new_cookie, _is_https(scope)))
+
+
+def _from_mcp_server(scope: Scope) -> bool:
+    """A request of Gradio's own MCP server: its loopback client marks every request `x-gradio-user: mcp`."""
+    headers = dict(scope.get("headers", []))
+    return headers.get(b"x-gradio-user") == b"mcp" and (scope.get("client") or ("",))[0] in LOOPBACK
 
 
 def _api_route(scope: Scope) -> str | None:
