@@ -91,9 +91,9 @@ def test_the_mcp_servers_loopback_calls_bind_nothing_and_others_still_do():
     its requests (from this machine, `x-gradio-user: mcp`) neither bind a session nor are refused."""
     app, mcp = _guarded_app(), {"x-gradio-user": "mcp"}
     callers = [TestClient(app, client=("127.0.0.1", 40000), cookies={COOKIE: name}) for name in "AB"]
+    join = {"session_hash": "mcp", "fn_index": 5}
     for caller in callers:
-        joined = caller.post("/gradio_api/queue/join", json={"session_hash": "mcp", "fn_index": 5}, headers=mcp)
-        assert joined.status_code == 200
+        assert caller.post("/gradio_api/queue/join", json=join, headers=mcp).status_code == 200
     page = _page_client(app)
     assert page.post("/gradio_api/queue/join", json={"session_hash": "p", "fn_index": 5}).status_code == 200
     remote = TestClient(app, client=("203.0.113.9", 40000), cookies={COOKIE: "C"})
