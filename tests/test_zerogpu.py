@@ -371,8 +371,9 @@ def test_the_page_on_zerogpu_upload_mode_generate_cancel_sweep_and_a_preset(
     (end,) = wait_for(lambda: ended(app_on_zerogpu, call))
     assert end["outcome"] == "closed"
 
-    # Sweep, then Cancel sweep during its second cell: the GPU function is closed, the done cell kept.
-    for selector, value in (("#steps", 30), ("#width", 128), ("#height", 128)):
+    # Sweep, then Cancel sweep during its second cell: the GPU function is closed, the done cell kept. The
+    # cells are long enough (100 steps at 256²) that the page shows "cell 2 of 3" on a quiet machine too.
+    for selector, value in (("#steps", 100), ("#width", 256), ("#height", 256)):
         field = page.locator(f"{selector} input[type=number]")
         field.fill(str(value))
         field.press("Enter")
