@@ -7,7 +7,6 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 # First: on ZeroGPU it imports `spaces`, which must patch torch.cuda before anything imports torch.
 from ui import zerogpu
@@ -83,26 +82,19 @@ def main(argv: list[str] | None = None) -> None:
         except UserError as error:
             sys.exit(f"error: {error}")
         return
-    # Cached example outputs depend on the models, so each preset keeps its own. Gradio serves only its own
-    # temp folder, the working directory and allowed_paths, so exactly this folder is allowed below.
-    examples_cache = Path(
-        os.environ.setdefault(
-            "GRADIO_EXAMPLES_CACHE", str(Path(settings.cache_dir) / "examples" / settings.preset)
-        )
-    ).resolve()
-
-    from ui.handlers import PoseStudio
     from ui.hosted_api import HostedApi
-    from ui.layout import CSS, THEME, build_ui
     from ui.mcp_tools import document_tools
+    from ui.page import CSS, THEME, create_demo
+    from ui.pose_panel import PRESETS_DIR
     from ui.sessions import session_guard_kwargs
+    from ui.studio import PoseStudio
 
     if zerogpu.on_zerogpu():
         settings = zerogpu.zerogpu_settings(settings)
     studio = PoseStudio(settings)
     if zerogpu.on_zerogpu():
         zerogpu.load_at_start_up(studio)  # in this process, before launch: ZeroGPU packs the weights then
-    demo = build_ui(studio)
+    demo = create_demo(studio)
     document_tools(demo)  # the MCP tools' names and descriptions
     # The hosted services' routes live on Gradio's own FastAPI app and call back into its queue.
     hosted = HostedApi(settings, local_url=lambda: demo.local_url)
@@ -111,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         server_port=settings.port,
         max_file_size=f"{settings.max_upload_mb}mb",
         show_error=False,
-        allowed_paths=[str(examples_cache)],
+        allowed_paths=[str(PRESETS_DIR)],  # the pose presets, wherever the app is started from
         theme=THEME,
         css=CSS,
         mcp_server=settings.mcp_server,

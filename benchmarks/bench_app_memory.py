@@ -34,12 +34,13 @@ def status(field):
 
 from pipelines.images import load_image
 from pipelines.settings import Settings
-from ui.handlers import PoseStudio
+from ui.pose_panel import PoseHandlers
+from ui.studio import PoseStudio
 
 case, big, small, cache_dir = sys.argv[1:5]
 studio = PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=cache_dir))
 run = {
-    "app_show_pose": lambda path: studio.show_pose(path, "body-pose"),
+    "app_show_pose": lambda path: PoseHandlers(studio).show(path, "body-pose"),
     "cli_decode_detect": lambda path: studio.pose_estimator.detect(load_image(path)),
 }[case]
 run(small)  # load and warm the models

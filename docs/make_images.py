@@ -18,7 +18,7 @@ from playwright.sync_api import sync_playwright
 from pipelines.pose import DrawMode
 from tests.app_helpers import REPO, running_app
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
-from ui.handlers import DRAW_MODE_LABELS
+from ui.pose_panel import DRAW_MODE_LABELS
 
 DOCS = REPO / "docs"
 POSE = REPO / "assets" / "poses" / "standing.json"

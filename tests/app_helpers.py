@@ -30,8 +30,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
 ]
 
-# The generation panel's values as the page sends them (see ui.handlers.panel_request): small and quick. The
-# browser's JSON sends whole floats as ints, so the scales are ints here too.
+# The generation panel's values as the page sends them (see ui.generate_panel.panel_request): small and quick.
+# The browser's JSON sends whole floats as ints, so the scales are ints here too.
 PANEL = {
     "prompt": "a dancer on a stage",
     "negative_prompt": "blurry",
@@ -46,9 +46,8 @@ PANEL = {
     "auto_size": False,
     "width": 128,
     "height": 96,
+    "control_guidance_start": 0,
     "control_guidance_end": 1,
-    "include_hands": False,
-    "include_face": False,
     "thick_lines": True,
 }
 
@@ -141,9 +140,11 @@ def fill_small_generation(page, prompt: str, steps: int, size: int = 128) -> Non
     """In the browser: a prompt, a fixed small size and few steps, so a run takes seconds on CPU."""
     page.fill("#prompt textarea", prompt)
     page.click("#advanced button")
-    page.get_by_label("Size from the pose (nearest SDXL bucket)").uncheck()
+    page.get_by_label("Size from the pose").uncheck()
     for selector, value in (("#width", size), ("#height", size), ("#steps", steps)):
         field = page.locator(f"{selector} input[type=number]")
+        field.wait_for(state="visible")
+        page.wait_for_function(f"!document.querySelector('{selector} input[type=number]').disabled")
         field.fill(str(value))
         field.press("Enter")
 

@@ -15,7 +15,8 @@ from pipelines.pose import from_openpose_json, to_openpose_json
 from pipelines.pose.formats import EDITOR_CONFIDENCE, for_editors, normalise_openpose, read_openpose
 from pipelines.settings import Settings
 from tests.pose_samples import standing_result
-from ui.handlers import PoseStudio
+from ui.pose_panel import PoseHandlers
+from ui.studio import PoseStudio
 
 # OpenPose-18 body, pixels: nose, neck, r-shoulder ... l-ear, all seen.
 BODY_18 = [(100 + 10 * index, 50 + 20 * index) for index in range(18)]
@@ -186,7 +187,8 @@ def test_the_page_says_when_the_canvas_was_inferred(tmp_path):
     studio = PoseStudio(Settings(preset="tiny", pose_models="tiny", cache_dir=str(tmp_path / "cache")))
     upload = tmp_path / "openpose.json"
     upload.write_text(json.dumps(cmu_openpose()))
-    _, pose_json, info = studio.show_pose(str(upload), "body-pose")
+    shown = PoseHandlers(studio).show(str(upload), "body-pose")
+    pose_json, info = shown["pose_json"], shown["info"]
     assert info == (
         "**Pose JSON**, 370×389: 1 person. The file has no canvas size; using 370x389, the smallest that "
         "holds every point. Give the size of the image it belongs to if that is wrong."

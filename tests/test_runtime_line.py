@@ -1,4 +1,4 @@
-"""The page's "Runs on" line (ui.layout.runtime_line) and the CUDA library preload for onnxruntime-gpu."""
+"""The page's "Runs on" line (ui.page.runtime_line) and the CUDA library preload for onnxruntime-gpu."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pipelines.pose import models
 from pipelines.pose.estimator import PoseEstimator, PoseModels
 from pipelines.pose.models import CPU, CUDA, DETECTOR_FILE, POSE_FILE, create_session, model_files
 from pipelines.settings import Settings
-from ui.handlers import PoseStudio
-from ui.layout import POSE_GPU_FALLBACK, build_ui, runtime_line
+from ui.page import POSE_GPU_FALLBACK, create_demo, runtime_line
+from ui.studio import PoseStudio
 
 TINY = {"preset": "tiny", "pose_models": "tiny"}
 CPU_ONLY = CUDA not in ort.get_available_providers()
@@ -69,7 +69,7 @@ def test_cuda_libraries_are_preloaded_only_when_cuda_is_asked_for(tmp_path, monk
 
 
 def test_the_line_is_on_the_page_and_adds_no_endpoint(tmp_path):
-    demo = build_ui(PoseStudio(Settings(cache_dir=str(tmp_path), **TINY)))
+    demo = create_demo(PoseStudio(Settings(cache_dir=str(tmp_path), **TINY)))
     line = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "runtime")
     assert line.value is None  # filled on page load: building the page imports no model library
     (fill,) = [fn for fn in demo.fns.values() if fn.outputs == [line]]

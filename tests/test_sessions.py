@@ -157,7 +157,9 @@ class PageSession:
 
 def _generation(page: PageSession, fn_index: int, steps: int) -> str:
     """The page's Generate event in `page`'s session, once it denoises; its event id."""
-    data = [page.upload(PRESET), *{**PANEL, "num_inference_steps": steps}.values()]
+    # Generate's inputs in the page's order: the upload, draw mode, people, the finished gallery (a state: the
+    # server keeps it), then the panel.
+    data = [page.upload(PRESET), "body-pose", None, None, *{**PANEL, "num_inference_steps": steps}.values()]
     event_id = page.join(fn_index, data)
     page.wait_for(event_id, "progress")  # denoising: the run's cancel flag is registered
     return event_id
@@ -166,9 +168,7 @@ def _generation(page: PageSession, fn_index: int, steps: int) -> str:
 @pytest.mark.server
 def test_another_client_cannot_cancel_a_run_by_any_route(server: str):
     config = httpx.get(server + "config").json()
-    generate, cancel, cancel_sweep = (
-        _fn_index(config, name) for name in ("generate_stream", "cancel", "cancel_1")
-    )
+    generate, cancel, cancel_sweep = (_fn_index(config, name) for name in ("run", "cancel", "cancel_1"))
     victim = PageSession(server)
     event = _generation(victim, generate, steps=24)
     session = victim.session

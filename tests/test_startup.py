@@ -19,12 +19,12 @@ BUILD_THE_PAGE = f"""
 import sys
 import app
 from pipelines.settings import Settings
-from ui.handlers import PoseStudio
-from ui.layout import build_ui
+from ui.page import create_demo
+from ui.studio import PoseStudio
 
 settings = app.settings_from(app.parse_args(["--preset", "tiny"]))
 studio = PoseStudio(settings)
-demo = build_ui(studio)
+demo = create_demo(studio)
 assert studio.is_stand_in
 print(sorted(name for name in {HEAVY!r} if name in sys.modules))
 """

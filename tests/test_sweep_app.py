@@ -25,8 +25,9 @@ from tests.app_helpers import (
     run_out_of_memory_from_the_nth_unet_call,
     running_app,
 )
-from ui.handlers import PoseStudio
-from ui.sweep import SweepHandlers
+from ui.generate_panel import GenerateHandlers
+from ui.studio import PoseStudio
+from ui.sweep_panel import SweepHandlers
 
 POSE = REPO / "assets" / "poses" / "standing.json"
 SIZE = 64
@@ -49,6 +50,9 @@ def grey_cells(grid: str, x_axis: str, x_values: str) -> list[bool]:
     ]
 
 
+POSE_PANEL = {"draw_mode": "body-pose", "people": None}
+
+
 def test_cancel_button_stops_the_grid_and_keeps_the_done_cells(studio) -> None:
     session = SimpleNamespace(session_hash="sweep-cancel")
     sweeps = SweepHandlers(studio)
@@ -57,63 +61,80 @@ def test_cancel_button_stops_the_grid_and_keeps_the_done_cells(studio) -> None:
         if desc.startswith("cell 2 of 3"):
             sweeps.cancel(session)  # the Cancel sweep button, while the second cell denoises
 
-    panel = PANEL | {"num_inference_steps": 4, "width": SIZE, "height": SIZE}
+    panel = PANEL | POSE_PANEL | {"num_inference_steps": 4, "width": SIZE, "height": SIZE}
     axes = {"x_axis": "seed", "x_values": "1, 3, 5", "y_axis": "", "y_values": ""}  # 3 separate requests
-    updates = list(sweeps.run_stream(str(POSE), **axes, **panel, progress=progress, request=session))
+    updates = list(sweeps.run(str(POSE), **axes, **panel, progress=progress, request=session))
 
-    grid, cells, files, status = updates[-1]
-    assert status == "Cancelled: 1 of 3 cells done (seeds from the Seed axis); the rest are grey."
-    assert [caption for _, caption in cells] == ["Seed 1"]
+    final = updates[-1]
+    assert final["status"] == "⏹ Cancelled: 1 of 3 cells done (seeds from the Seed axis); the rest are grey."
+    assert [caption for _, caption in final["cells"]] == ["Seed 1"]
+    files = final["files"]["value"]
     assert [Path(path).name for path in files] == ["pose-studio-sweep.zip", "grid.png", "cell-01-r1c1.png"]
-    assert grey_cells(grid, "seed", "1, 3, 5") == [False, True, True]
-    assert any(update[3].startswith("cell 1 of 3 · step ") for update in updates)  # "cell k of N" status
+    assert grey_cells(final["grid"], "seed", "1, 3, 5") == [False, True, True]
+    statuses = [update.get("status", "") for update in updates]
+    assert any(status.startswith("cell 1 of 3 · step ") for status in statuses)  # "cell k of N" status
 
 
-def test_cancel_sweep_reaches_a_sweep_still_waiting_in_the_queue(studio, monkeypatch) -> None:
+def test_cancel_sweep_reaches_a_sweep_still_waiting_in_the_queue_and_keeps_the_last_grid(
+    studio, monkeypatch
+) -> None:
     session = SimpleNamespace(session_hash="sweep-cancel-queued")
     sweeps = SweepHandlers(studio)
     sweeps.arm(session)  # Run sweep: armed before the sweep joins the queue
     sweeps.cancel(session)  # Cancel sweep while it waits
     run_out_of_memory_from_the_nth_unet_call(monkeypatch, 1)  # the UNet must not run at all
-    panel = PANEL | {"num_inference_steps": 2, "width": SIZE, "height": SIZE}
+    panel = PANEL | POSE_PANEL | {"num_inference_steps": 2, "width": SIZE, "height": SIZE}
     axes = {"x_axis": "seed", "x_values": "1, 3", "y_axis": "", "y_values": ""}
-    *_, (grid, cells, files, status) = sweeps.run_stream(str(POSE), **axes, **panel, request=session)
-    assert (grid, cells, files, status) == (None, [], [], "Cancelled before any cell finished.")
+    updates = list(sweeps.run(str(POSE), **axes, **panel, request=session))
+    # No cell finished: only the status changes, so the previous grid, cells and downloads stay on the page.
+    assert updates == [{"status": "⏹ Cancelled before any cell finished; the previous sweep is kept."}]
     sweeps.arm(session)  # the next Run sweep is not cancelled
     monkeypatch.undo()
-    *_, (_, cells, _, status) = sweeps.run_stream(str(POSE), **axes, **panel, request=session)
-    assert [caption for _, caption in cells] == ["Seed 1", "Seed 3"]
+    *_, final = sweeps.run(str(POSE), **axes, **panel, request=session)
+    assert [caption for _, caption in final["cells"]] == ["Seed 1", "Seed 3"]
 
 
 def test_the_generation_cancel_button_does_not_stop_a_sweep(studio) -> None:
     session = SimpleNamespace(session_hash="generation-cancel")
+    generation = GenerateHandlers(studio)
 
     def progress(fraction: float, desc: str = "") -> None:
         if desc.startswith("cell 1 of 2"):
-            studio.cancel(session)  # the generation panel's Cancel, while the sweep runs
+            generation.cancel(session)  # the generation panel's Cancel, while the sweep runs
 
-    panel = PANEL | {"num_inference_steps": 2, "width": SIZE, "height": SIZE}
+    panel = PANEL | POSE_PANEL | {"num_inference_steps": 2, "width": SIZE, "height": SIZE}
     axes = {"x_axis": "seed", "x_values": "1, 3", "y_axis": "", "y_values": ""}
-    *_, (_, cells, _, status) = SweepHandlers(studio).run_stream(
-        str(POSE), **axes, **panel, progress=progress, request=session
-    )
-    assert [caption for _, caption in cells] == ["Seed 1", "Seed 3"]
-    assert status == "2 cells, seeds from the Seed axis."
+    *_, final = SweepHandlers(studio).run(str(POSE), **axes, **panel, progress=progress, request=session)
+    assert [caption for _, caption in final["cells"]] == ["Seed 1", "Seed 3"]
+    assert final["status"] == "✅ 2 cells, seeds from the Seed axis."
 
 
 def test_a_failing_cell_keeps_the_done_cells_and_says_why(studio, monkeypatch) -> None:
     run_out_of_memory_from_the_nth_unet_call(monkeypatch, 3)  # the second cell's first step
-    panel = PANEL | {"num_inference_steps": 2, "width": SIZE, "height": SIZE}
+    panel = PANEL | POSE_PANEL | {"num_inference_steps": 2, "width": SIZE, "height": SIZE}
     axes = {"x_axis": "seed", "x_values": "1, 3, 5", "y_axis": "", "y_values": ""}
-    with pytest.warns(UserWarning, match="The sweep stopped early; the finished cells are kept. Out of GPU"):
-        *_, (grid, cells, files, status) = SweepHandlers(studio).run_stream(str(POSE), **axes, **panel)
-    assert [caption for _, caption in cells] == ["Seed 1"]
+    *_, final = SweepHandlers(studio).run(str(POSE), **axes, **panel)
+    assert [caption for _, caption in final["cells"]] == ["Seed 1"]
+    files = final["files"]["value"]
     assert [Path(path).name for path in files] == ["pose-studio-sweep.zip", "grid.png", "cell-01-r1c1.png"]
-    assert grey_cells(grid, "seed", "1, 3, 5") == [False, True, True]
-    assert status.startswith(
-        "Stopped after 1 of 3 cells (seeds from the Seed axis); the rest are grey because the next cell "
+    assert grey_cells(final["grid"], "seed", "1, 3, 5") == [False, True, True]
+    assert final["status"].startswith(
+        "⚠️ Stopped after 1 of 3 cells (seeds from the Seed axis); the rest are grey because the next cell "
         "failed: Out of GPU memory generating 1 x 64x64."
     )
+
+
+def test_a_cells_settings_go_back_to_the_panel(studio) -> None:
+    panel = PANEL | POSE_PANEL | {"num_inference_steps": 2, "width": SIZE, "height": SIZE}
+    axes = {"x_axis": "guidance_scale", "x_values": "3, 9", "y_axis": "", "y_values": ""}
+    sweeps = SweepHandlers(studio)
+    *_, final = sweeps.run(str(POSE), **axes, **panel)
+    assert sweeps.send_to_panel(None, final["sweep"])["status"].startswith("⚠️ No cell is selected.")
+    assert sweeps.select(final["sweep"], SimpleNamespace(index=1))["selected"] == 1
+    filled = sweeps.send_to_panel(1, final["sweep"])
+    assert filled["status"] == "✅ Settings from cell 2, seed 7 are in the panel."
+    assert (filled["guidance_scale"], filled["seed"], filled["num_inference_steps"]) == (9.0, 7, 2)
+    assert (filled["width"]["value"], filled["height"]["value"], filled["auto_size"]) == (SIZE, SIZE, False)
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +228,7 @@ def test_sweep_section_in_the_browser(server, tmp_path) -> None:
         page.wait_for_function("document.querySelectorAll('#sweep-cells .caption-label').length === 3")
         captions = page.locator("#sweep-cells .caption-label").all_inner_texts()
         assert captions == ["Guidance scale 2", "Guidance scale 5", "Guidance scale 9"]
-        assert page.inner_text("#sweep-status").startswith("3 cells, seed ")
+        assert page.inner_text("#sweep-status").startswith("✅ 3 cells, seed ")
         downloads = page.locator("#sweep-downloads").inner_text()
         assert downloads.count(".png") == 4  # the grid and 3 cells
         assert "pose-studio-sweep\n.zip" in downloads

@@ -34,8 +34,8 @@ from tests.app_helpers import (
 )
 from tests.zerogpu_emulation import spaces as fake_spaces
 from ui import zerogpu
-from ui.handlers import PoseStudio
-from ui.sweep import SweepHandlers
+from ui.studio import PoseStudio
+from ui.sweep_panel import SweepHandlers
 from ui.zerogpu import MAX_SECONDS, generation_seconds, gpu_task, sweep_seconds, zerogpu_settings
 
 EMULATION = REPO / "tests" / "zerogpu_emulation"
@@ -183,15 +183,20 @@ def test_a_sweep_cancelled_in_its_gpu_worker_keeps_the_cells_that_came_back(emul
         if desc.startswith("cell 2 of 3"):
             sweeps.cancel(session)
 
-    panel = PANEL | {"num_inference_steps": 4, "width": 64, "height": 64}
+    panel = PANEL | {
+        "num_inference_steps": 4,
+        "width": 64,
+        "height": 64,
+        "draw_mode": "body-pose",
+        "people": None,
+    }
     axes = {"x_axis": "seed", "x_values": "1, 3, 5", "y_axis": "", "y_values": ""}
-    *_, (_, cells, files, status) = sweeps.run_stream(
-        str(POSE), **axes, **panel, progress=progress, request=session
-    )
-    assert status == "Cancelled: 1 of 3 cells done (seeds from the Seed axis); the rest are grey."
-    assert [caption for _, caption in cells] == ["Seed 1"]
-    with zipfile.ZipFile(files[0]) as bundle:
-        assert sorted(bundle.namelist()) == ["cell-01-r1c1.png", "conditioning.png", "grid.png", "sweep.json"]
+    *_, final = sweeps.run(str(POSE), **axes, **panel, progress=progress, request=session)
+    assert final["status"] == "⏹ Cancelled: 1 of 3 cells done (seeds from the Seed axis); the rest are grey."
+    assert [caption for _, caption in final["cells"]] == ["Seed 1"]
+    with zipfile.ZipFile(final["files"]["value"][0]) as bundle:
+        names = ["cell-01-r1c1.png", "conditioning.png", "grid.png", "pose.json", "sweep.json"]
+        assert sorted(bundle.namelist()) == names
         assert json.loads(bundle.read("sweep.json"))["cancelled"] is True
     call, end = [record for record in _gpu_call_log(emulated_zerogpu) if record["event"] != "import"]
     assert (call["function"], end["outcome"], end["exitcode"]) == ("sweep_events", "closed", 0)
@@ -350,7 +355,8 @@ def test_the_page_on_zerogpu_upload_mode_generate_cancel_sweep_and_a_preset(
     # Generate: one GPU call; the images and downloads come back from the main process.
     fill_small_generation(page, "a dancer on a stage", steps=2)
     page.click("#generate")
-    page.wait_for_function("document.querySelectorAll('#gallery .caption-label').length === 2")
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('✅')")
+    assert page.locator("#gallery .caption-label").count() == 2
     assert page.locator("#downloads").inner_text().count(".png") == 1
     assert [c["function"] for c in gpu_calls(app_on_zerogpu)[calls:]] == ["generation_events"]
     page.screenshot(path=str(tmp_path / "zerogpu-generate.png"), full_page=True)
@@ -370,6 +376,7 @@ def test_the_page_on_zerogpu_upload_mode_generate_cancel_sweep_and_a_preset(
     page.click("#cancel")
     (end,) = wait_for(lambda: ended(app_on_zerogpu, call))
     assert end["outcome"] == "closed"
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('⏹ Cancelled at step')")
 
     # Sweep, then Cancel sweep during its second cell: the GPU function is closed, the done cell kept. The
     # cells are long enough (100 steps at 256²) that the page shows "cell 2 of 3" on a quiet machine too.
@@ -384,20 +391,17 @@ def test_the_page_on_zerogpu_upload_mode_generate_cancel_sweep_and_a_preset(
     page.wait_for_function("document.querySelector('#sweep-status').innerText.includes('cell 2 of 3')")
     page.click("#sweep-cancel")
     page.wait_for_function(
-        "document.querySelector('#sweep-status').innerText.startsWith('Cancelled: 1 of 3')"
+        "document.querySelector('#sweep-status').innerText.startsWith('⏹ Cancelled: 1 of 3')"
     )
     (call,) = gpu_calls(app_on_zerogpu)[calls:]
     (end,) = wait_for(lambda: ended(app_on_zerogpu, call))
     assert (call["function"], end["outcome"]) == ("sweep_events", "closed")
 
-    # A preset: its example runs one generation (cached for the next visitor).
+    # A preset: its pose is parsed and drawn in the main process, with no GPU call.
     calls = len(gpu_calls(app_on_zerogpu))
-    page.get_by_text("standing", exact=True).click()
-    page.wait_for_function(
-        "[...document.querySelectorAll('#gallery .caption-label')].some(label => label.innerText === "
-        "'seed 1234')"
-    )
-    assert "Error" not in page.inner_text("#gallery")
-    assert [c["function"] for c in gpu_calls(app_on_zerogpu)[calls:]] == ["generation_events"]
+    page.click("#preset-standing")
+    page.wait_for_function("document.querySelector('#pose-info').innerText.startsWith('Pose JSON')")
+    assert "Error" not in page.inner_text("body")
+    assert gpu_calls(app_on_zerogpu)[calls:] == []
     page.screenshot(path=str(tmp_path / "zerogpu-preset.png"), full_page=True)
     page.close()

@@ -40,8 +40,9 @@ from pipelines.errors import ValidationError
 from pipelines.generation import GenerationRequest
 from pipelines.pose import DrawMode, parse_mode
 from pipelines.settings import ENV_PREFIX, Settings
+from ui.base import GENERIC_ERROR
 from ui.fetch import FetchPolicy, fetch_url
-from ui.handlers import FLOAT_FIELDS, GENERATE_API, GENERIC_ERROR
+from ui.generate_panel import FLOAT_FIELDS, GENERATE_API
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,6 @@ SDXL_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "prompt": (_TEXT, None),
     **{name: (_ANY, getattr(_REQUEST_DEFAULTS, name)) for name in GENERATE_API if name != "prompt"},
     "base64": (_BOOL, False),
-    "draw_mode": (_TEXT, None),  # an extra: generate from the pose drawn in this mode
 }
 
 
@@ -228,12 +228,8 @@ class HostedApi:
         parameters = {name: fields[name] for name in GENERATE_API}
         request = GenerationRequest(**_as_request_types(parameters))
         _checked(request.validate)
-        mode = fields["draw_mode"] and _checked(parse_mode, fields["draw_mode"]).value
         with tempfile.TemporaryDirectory(prefix="pose-studio-api-") as folder:
             image = self._image_file(fields["image"], Path(folder))
-            if mode:  # generate from the pose drawn in this mode, as /fal-ai/dwpose would return it
-                drawn, _ = self._submit("/dwpose", image=handle_file(image), draw_mode=mode)
-                image = drawn["path"]
             samples, seeds = self._submit("/generate", image=handle_file(image), **_api_arguments(request))
         images = [item["image"] for item in samples]
         if fields["base64"]:

@@ -48,9 +48,12 @@ class ServedImages:
         return str(path)
 
     def files_in(self, value: Any) -> Any:
-        """`value` with every image in it (at any depth of tuples and lists) replaced by a served file."""
+        """`value` with every image in it (at any depth of tuples, lists and dict values) replaced by a
+        served file."""
         if isinstance(value, np.ndarray | Image.Image):
             return self(value)
+        if isinstance(value, dict):
+            return {key: self.files_in(item) for key, item in value.items()}
         if isinstance(value, tuple | list):
             return type(value)(self.files_in(item) for item in value)
         return value

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pipelines.generation import GenerationRequest
     from pipelines.generation.sweep import SweepPlan
     from pipelines.settings import Settings
-    from ui.handlers import PoseStudio
+    from ui.studio import PoseStudio
 
 log = logging.getLogger(__name__)
 

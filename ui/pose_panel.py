@@ -1,0 +1,374 @@
+"""The pose panel: the upload and its presets, the draw mode, which people count, and the preview of exactly
+what the ControlNet will get; and the /dwpose endpoint.
+
+`PoseHandlers` is the behaviour (tests call it directly); `PosePanel` owns the components and wires them.
+Detection runs in the GPU group; a draw-mode, people or size change redraws a cached pose at once, outside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from pipelines.errors import NoPersonError, UserError
+from pipelines.generation.conditioning import conditioning_image, output_size
+from pipelines.pose import CONDITIONING_MODES, DrawMode, draw_overlay, draw_pose, parse_mode, to_openpose_json
+from ui.base import PROGRESS, RENDER_GROUP, UI_EVENT, Outputs, by_component, error_status
+from ui.base import user_facing_errors as api_errors
+from ui.studio import PoseStudio
+from ui.uploads import PreparedPose, UploadKind, display_size
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "poses"
+FINDING_POSE = "Finding the pose… (the first one also loads the pose models)"
+NO_PERSON_CHOSEN = "No person is ticked under People, so there is nothing for the image to follow."
+
+DRAW_MODE_LABELS = {
+    DrawMode.FULL_POSE: "Full pose",
+    DrawMode.BODY_POSE: "Body",
+    DrawMode.FACE_POSE: "Face",
+    DrawMode.HAND_POSE: "Hands",
+    DrawMode.FACE_HAND_MASK: "Face + hand mask",
+    DrawMode.FACE_MASK: "Face mask",
+    DrawMode.HAND_MASK: "Hand mask",
+}
+# (file under assets/poses, a prompt that suits it): one click gives a pose and a prompt, no photo needed.
+PRESETS = (
+    ("standing.json", "a knight in silver armour standing in a castle courtyard, golden hour"),
+    ("t-pose.json", "an astronaut in a white spacesuit on the moon, earth in the sky"),
+    ("arms-raised.json", "a dancer celebrating on a festival stage, confetti, stage lights"),
+    ("walking.json", "a woman in a red coat walking down a snowy street at night"),
+    ("sitting.json", "an old fisherman sitting on a wooden pier, morning fog"),
+    ("hands-on-hips.json", "a superhero in a blue suit on a rooftop, city skyline"),
+)
+# What the left image of the preview is, per kind of upload.
+OVERLAY_LABELS = {
+    UploadKind.PHOTO: "Your photo with the pose",
+    UploadKind.POSE_JSON: "The pose file, every part",
+}
+
+
+def is_mask(draw_mode: str) -> bool:
+    return parse_mode(draw_mode) not in CONDITIONING_MODES
+
+
+@dataclass(frozen=True)
+class Look:
+    """What the conditioning preview is drawn with: the draw mode, the generation size (None: from the
+    pose) and xinsir's thick strokes; the generation panel's values, so the preview is what a run gets."""
+
+    draw_mode: str
+    auto_size: bool = True
+    width: int | None = None
+    height: int | None = None
+    thick_lines: bool = True
+
+    @property
+    def size(self) -> tuple[int | None, int | None]:
+        return (None, None) if self.auto_size else (self.width, self.height)
+
+
+def chosen(people: list[int] | None, count: int) -> list[int]:
+    """The ticked people that exist, in order (None: everyone)."""
+    return list(range(count)) if people is None else [index for index in people if 0 <= index < count]
+
+
+class PoseHandlers:
+    """Upload → cached pose → the preview, the OpenPose JSON and a summary line; and /dwpose."""
+
+    def __init__(self, studio: PoseStudio) -> None:
+        self.studio = studio
+
+    def show(
+        self,
+        upload: str | None,
+        draw_mode: str,
+        auto_size: bool = True,
+        width: int | None = None,
+        height: int | None = None,
+        thick_lines: bool = True,
+        progress: gr.Progress = PROGRESS,
+    ) -> Outputs:
+        """A new upload: detect (or parse) it once, then show it with everyone ticked. An error is shown in
+        the summary line, where it stays until the next upload."""
+        if not upload:
+            return self.clear()
+        look = Look(draw_mode, auto_size, width, height, thick_lines)
+        try:
+            progress(0, desc=FINDING_POSE)
+            prepared = self.studio.prepare(upload)
+            count = 0 if prepared.pose is None else len(prepared.pose.people)
+            return {**self._outputs(prepared, None, look), **self._people_choices(prepared, count)}
+        except Exception as error:
+            return {**self.clear(), "info": error_status(error)}
+
+    def redraw(
+        self,
+        upload: str | None,
+        draw_mode: str,
+        people: list[int] | None,
+        auto_size: bool = True,
+        width: int | None = None,
+        height: int | None = None,
+        thick_lines: bool = True,
+    ) -> Outputs:
+        """A draw-mode, people or size change, outside the GPU queue: redraw the cached pose (CPU only). An
+        upload that is not cached (evicted, or its detection still waits in the queue) is not detected here:
+        `detect_again` gets a new token instead, whose change runs `show` in the GPU queue."""
+        if not upload:
+            return self.clear()
+        try:
+            prepared = self.studio.cached(upload)
+            if prepared is None:
+                return {"detect_again": uuid.uuid4().hex}
+            return self._outputs(prepared, people, Look(draw_mode, auto_size, width, height, thick_lines))
+        except Exception as error:
+            return {"info": error_status(error)}
+
+    @staticmethod
+    def clear() -> Outputs:
+        return {
+            "overlay": gr.update(value=None, visible=True, label=OVERLAY_LABELS[UploadKind.PHOTO]),
+            "conditioning": gr.update(value=None, label=CONDITIONING_LABEL),
+            "pose_json": None,
+            "info": "",
+            "people": gr.update(choices=[], value=[], visible=False),
+            "draw_mode": gr.update(interactive=True),
+            "pose_size": None,
+        }
+
+    def _people_choices(self, prepared: PreparedPose, count: int) -> Outputs:
+        return {
+            "people": gr.update(
+                choices=[(f"Person {index + 1}", index) for index in range(count)],
+                value=list(range(count)),
+                visible=count > 1,
+            )
+        }
+
+    def _outputs(self, prepared: PreparedPose, people: list[int] | None, look: Look) -> Outputs:
+        mode = parse_mode(look.draw_mode)
+        skeleton = prepared.pose is None
+        pose = (
+            None if skeleton else self.studio.pose_input(prepared, chosen(people, len(prepared.pose.people)))
+        )
+        outputs: Outputs = {
+            "info": _describe(prepared, people),
+            "pose_json": None if skeleton else to_openpose_json(pose),
+            "draw_mode": gr.update(interactive=not skeleton),
+            "pose_size": _source_size(prepared),
+        }
+        if skeleton:
+            outputs["overlay"] = gr.update(value=None, visible=False)
+        else:
+            outputs["overlay"] = gr.update(
+                value=_overlay(prepared, mode), visible=True, label=OVERLAY_LABELS[prepared.kind]
+            )
+        try:
+            outputs["conditioning"] = _conditioning(prepared, pose, mode, look)
+        except UserError as error:
+            outputs["conditioning"] = gr.update(value=None, label=CONDITIONING_LABEL)
+            outputs["info"] += f"\n\n{error_status(error)}"
+        return outputs
+
+    def dwpose(self, image: str, draw_mode: str = DrawMode.BODY_POSE.value) -> Outputs:
+        """API /dwpose: the pose drawn in `draw_mode` on black at the image's size, and the OpenPose JSON;
+        a skeleton comes back as it is, with no JSON."""
+        with api_errors():
+            prepared = self.studio.prepare(image)
+            mode = parse_mode(draw_mode)
+            if prepared.pose is None:
+                return {"image": prepared.image, "json": None}
+            return {"image": draw_pose(prepared.pose, mode), "json": to_openpose_json(prepared.pose)}
+
+
+CONDITIONING_LABEL = "What the ControlNet gets"
+
+
+def _source_size(prepared: PreparedPose) -> list[int]:
+    if prepared.pose is None:
+        height, width = prepared.image.shape[:2]
+        return [width, height]
+    return [prepared.pose.width, prepared.pose.height]
+
+
+def _overlay(prepared: PreparedPose, mode: DrawMode) -> np.ndarray:
+    """Everyone, numbered when there are several: over the photo (at display size), or on black for a file."""
+    if prepared.kind is UploadKind.PHOTO:
+        return draw_overlay(prepared.image, prepared.pose, mode, numbered=True)
+    width, height = display_size(prepared.pose.width, prepared.pose.height)
+    black = np.zeros((height, width, 3), np.uint8)
+    return draw_overlay(black, prepared.pose, DrawMode.FULL_POSE, numbered=True)
+
+
+def _conditioning(prepared: PreparedPose, pose: Any, mode: DrawMode, look: Look) -> dict:
+    """Exactly what a run gets (a pose mode at the output size), or a mask mode's export at the pose's
+    size."""
+    if pose is not None and not pose.people:
+        raise NoPersonError(NO_PERSON_CHOSEN)
+    if mode not in CONDITIONING_MODES:
+        label = f"{DRAW_MODE_LABELS[mode]}: an inpainting mask to download; Generate needs a pose mode"
+        return gr.update(value=draw_pose(pose, mode), label=label)
+    source = prepared.image if pose is None else pose
+    image = conditioning_image(source, mode.value, look.size, look.thick_lines)
+    height, width = image.shape[:2]
+    what = "your skeleton, letterboxed" if pose is None else DRAW_MODE_LABELS[mode].lower()
+    return gr.update(value=image, label=f"{CONDITIONING_LABEL}: {what}, {width}×{height}")
+
+
+def _describe(prepared: PreparedPose, people: list[int] | None) -> str:
+    if prepared.kind is UploadKind.SKELETON:
+        height, width = prepared.image.shape[:2]
+        return f"**{prepared.kind.value}**, {width}×{height}: used as it is, so the draw mode does not apply."
+    pose = prepared.pose
+    count = len(pose.people)
+    found = "no person found" if count == 0 else f"{count} {'person' if count == 1 else 'people'}"
+    if count > 1:
+        ticked = len(chosen(people, count))
+        found += f" (numbered in the preview; {ticked} of {count} in the conditioning)"
+    return f"**{prepared.kind.value}**, {pose.width}×{pose.height}: {found}." + "".join(
+        f" {note}" for note in prepared.notes
+    )
+
+
+def pose_size_bucket(pose_size: list[int] | None, width: int, height: int) -> tuple[int, int]:
+    """The generation size the pose gives (its SDXL bucket), or `width`×`height` before any pose."""
+    return (width, height) if not pose_size else output_size(None, None, *pose_size)
+
+
+@dataclass
+class PosePanel:
+    """The pose inputs (left column) and its preview (right column), built by `inputs()` and `preview()`."""
+
+    handlers: PoseHandlers
+    components: dict[str, gr.components.Component] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> gr.components.Component:
+        return self.components[name]
+
+    def inputs(self) -> None:
+        c = self.components
+        c["upload"] = gr.File(
+            label="Photo, pose JSON or OpenPose skeleton image",
+            file_types=["image", ".json"],
+            type="filepath",
+            height=120,
+            elem_id="upload",
+        )
+        with gr.Row(elem_id="presets"):
+            gr.Markdown("Pose presets:", elem_classes=["presets-label"])
+            c["presets"] = [
+                gr.Button(Path(name).stem, size="sm", min_width=60, elem_id=f"preset-{Path(name).stem}")
+                for name, _ in PRESETS
+            ]
+        c["draw_mode"] = gr.Radio(
+            choices=[(label, mode.value) for mode, label in DRAW_MODE_LABELS.items()],
+            value=DrawMode.BODY_POSE.value,
+            label="Draw mode",
+            info="The pose modes are what the ControlNet gets; the masks are exports for inpainting.",
+            elem_id="draw-mode",
+        )
+        c["people"] = gr.CheckboxGroup(
+            label="People in the conditioning",
+            info="Numbered as in the preview; untick someone to leave them out of the image.",
+            type="value",
+            visible=False,
+            elem_id="people",
+        )
+        c["info"] = gr.Markdown(elem_id="pose-info")
+        c["pose_size"] = gr.State()
+        c["detect_again"] = gr.State()
+
+    def preview(self) -> None:
+        c = self.components
+        with gr.Row(equal_height=True):
+            c["overlay"] = gr.Image(
+                label=OVERLAY_LABELS[UploadKind.PHOTO],
+                type="numpy",
+                format="png",
+                interactive=False,
+                height=300,
+                buttons=["download", "fullscreen"],
+                elem_id="pose-overlay",
+            )
+            c["conditioning"] = gr.Image(
+                label=CONDITIONING_LABEL,
+                type="numpy",
+                format="png",
+                interactive=False,
+                height=300,
+                buttons=["download", "fullscreen"],
+                elem_id="pose-conditioning",
+            )
+        with gr.Accordion("OpenPose JSON of the pose used", open=False):
+            c["pose_json"] = gr.JSON(show_label=False, elem_id="pose-json")
+
+    @property
+    def shown(self) -> dict[str, gr.components.Component]:
+        names = ("overlay", "conditioning", "pose_json", "info", "people", "draw_mode", "pose_size")
+        return {name: self.components[name] for name in names}
+
+    def wire(
+        self,
+        look: list[gr.components.Component],
+        prompt: gr.Textbox,
+        heavy: Callable[[Callable], Callable],
+        gpu: dict,
+    ) -> None:
+        """The panel's events; `look` are the generation panel's auto size, width, height and thick lines,
+        which the conditioning preview is drawn with; a preset also fills `prompt`."""
+        c, handlers = self.components, self.handlers
+        show = heavy(by_component(handlers.show, self.shown))
+        redraw = self.handlers.studio.served.as_files(
+            by_component(handlers.redraw, {**self.shown, "detect_again": c["detect_again"]})
+        )
+        shown = list(self.shown.values())
+        c["upload"].upload(show, [c["upload"], c["draw_mode"], *look], shown, **gpu, **UI_EVENT)
+        for button, (name, text) in zip(c["presets"], PRESETS, strict=True):
+            button.click(
+                functools.partial(preset_values, name, text),
+                None,
+                [c["upload"], prompt],
+                queue=False,
+                **UI_EVENT,
+            ).then(show, [c["upload"], c["draw_mode"], *look], shown, **gpu, **UI_EVENT)
+        c["upload"].clear(by_component(handlers.clear, self.shown), None, shown, queue=False, **UI_EVENT)
+        c["detect_again"].change(show, [c["upload"], c["draw_mode"], *look], shown, **gpu, **UI_EVENT)
+        redraw_inputs = [c["upload"], c["draw_mode"], c["people"], *look]
+        for trigger in (c["draw_mode"].input, c["people"].input, *(component.input for component in look)):
+            trigger(
+                redraw,
+                redraw_inputs,
+                [*shown, c["detect_again"]],
+                concurrency_id=RENDER_GROUP,
+                concurrency_limit=None,
+                show_progress="hidden",
+                **UI_EVENT,
+            )
+
+    def api(self, gpu: dict, heavy: Callable[[Callable], Callable]) -> None:
+        """/dwpose: the hosted API's signature; its outputs in a hidden row, a hidden trigger."""
+        with gr.Row(visible=False):
+            trigger = gr.Button()
+            outputs = {
+                "image": gr.Image(label="pose image", format="png", type="numpy"),
+                "json": gr.JSON(label="OpenPose JSON"),
+            }
+        trigger.click(
+            heavy(by_component(self.handlers.dwpose, outputs)),
+            [self["upload"], self["draw_mode"]],
+            list(outputs.values()),
+            api_name="dwpose",
+            **gpu,
+        )
+
+
+def preset_values(name: str, prompt: str) -> tuple[str, str]:
+    """A preset button's handler: its pose file for the upload, and its prompt."""
+    return str(PRESETS_DIR / name), prompt
