@@ -320,7 +320,7 @@ def time_stock(plan: Plan, settings: Settings, device: torch.device, dtype: torc
     preset = RANDOM_SDXL if plan.preset == "random-sdxl" else get_preset(plan.preset)
     pipeline = preset.build(preset, settings, dtype).to(device)
     pipeline.set_progress_bar_config(disable=True)
-    skeleton = draw_conditioning(standing_pose(), (plan.size, plan.size), hands=False, face=False, thick=True)
+    skeleton = draw_conditioning(standing_pose(), (plan.size, plan.size), "body-pose", thick=True)
     image = Image.fromarray(skeleton)
     rows = []
     for samples in plan.samples:

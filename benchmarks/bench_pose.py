@@ -106,7 +106,7 @@ def _own_work(people: int, repeats: int, folder: Path) -> dict[str, float]:
     for mode in DrawMode:
         figures[f"draw_{mode.value}"] = _best_ms(lambda mode=mode: draw_pose(result, mode), repeats)
     figures["draw_conditioning_full"] = _best_ms(
-        lambda: draw_conditioning(result, (SIZE, SIZE), hands=True, face=True), repeats
+        lambda: draw_conditioning(result, (SIZE, SIZE), "full-pose"), repeats
     )
     figures["own_work_detect_plus_body_pose"] = round(figures["detect_total"] + figures["draw_body-pose"], 3)
     return figures

@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from diffusers import StableDiffusionXLControlNetPipeline
 from PIL import Image
 
 from pipelines.errors import Cancelled, GenerationError, NoPersonError, ValidationError
@@ -25,7 +26,15 @@ from pipelines.generation.engine import resolve_dtype
 from pipelines.generation.schedulers import build_scheduler
 from pipelines.generation.tiny import SDXL_SCHEDULER_CONFIG
 from pipelines.images import letterbox, load_image, sdxl_bucket
-from pipelines.pose import PoseEstimator, PoseResult, draw_conditioning, to_openpose_json
+from pipelines.pose import (
+    CONDITIONING_MODES,
+    PoseEstimator,
+    PoseResult,
+    draw_conditioning,
+    from_openpose_json,
+    to_openpose_json,
+)
+from pipelines.pose.draw import BODY_COLORS, FACE_COLOR, HAND_BONE_COLORS, HAND_JOINT_COLOR, LIMB_COLORS
 from pipelines.settings import Settings
 from tests.pose_samples import SAMPLE_PHOTO, needs_sample_photo, standing_crop
 
@@ -95,6 +104,32 @@ def spy_decode(engine: GenerationEngine, monkeypatch: pytest.MonkeyPatch) -> lis
         ({"height": None}, "width and height must be given together"),
         ({"control_guidance_end": 1.2}, "control_guidance_end must be a number between 0 and 1 (got 1.2)"),
         ({"scheduler": "Euler A"}, "scheduler must be one of: DDIM, DPM Multi, DPM Single, Euler a, Euler"),
+        (
+            {"control_guidance_start": -0.1},
+            "control_guidance_start must be a number between 0 and 1 (got -0.1)",
+        ),
+        (
+            {"control_guidance_start": 0.6, "control_guidance_end": 0.5},
+            "control_guidance_start (0.6) must be below control_guidance_end (0.5): the ControlNet guides",
+        ),
+        (
+            {"control_guidance_start": 0.5, "control_guidance_end": 0.5},
+            "control_guidance_start (0.5) must be below",
+        ),
+        (
+            {"control_guidance_start": 0.2, "control_guidance_end": 0.0},
+            "control_guidance_start must be 0 when control_guidance_end is 0 (no ControlNet guidance) "
+            "(got start 0.2)",
+        ),
+        (
+            {"draw_mode": "face-mask"},
+            "draw_mode 'face-mask' is a mask for inpainting, not OpenPose conditioning; use one of: "
+            "full-pose, body-pose, face-pose, hand-pose",
+        ),
+        (
+            {"draw_mode": "skeleton"},
+            "draw_mode must be one of: full-pose, body-pose, face-pose, hand-pose (got 'skeleton')",
+        ),
     ],
 )
 def test_each_out_of_range_field_gets_its_message(changes, message):
@@ -109,7 +144,22 @@ def test_defaults_are_valid_and_match_the_hosted_api():
     assert (defaults.samples, defaults.num_inference_steps, defaults.guidance_scale) == (1, 30, 7.5)
     assert (defaults.scheduler, defaults.seed, defaults.controlnet_scale) == ("Euler a", -1, 1.0)
     assert DEFAULT_SCHEDULER == "Euler a"
-    for edge in ({"seed": -1}, {"seed": 0}, {"seed": MAX_SEED}, {"samples": 4}, {"guidance_scale": 25}):
+    assert (defaults.control_guidance_start, defaults.control_guidance_end, defaults.draw_mode) == (
+        0.0,
+        1.0,
+        "body-pose",
+    )
+    edges = (
+        {"seed": -1},
+        {"seed": 0},
+        {"seed": MAX_SEED},
+        {"samples": 4},
+        {"guidance_scale": 25},
+        {"control_guidance_start": 0.99},
+        {"control_guidance_end": 0.0},
+        *({"draw_mode": mode.value} for mode in CONDITIONING_MODES),
+    )
+    for edge in edges:
         request(**edge).validate()
 
 
@@ -242,14 +292,58 @@ def test_without_size_the_nearest_sdxl_bucket_is_used_and_conditioning_matches(e
     assert sdxl_bucket(288, 384) == (896, 1152)
     assert result.images[0].size == result.conditioning.size == (896, 1152)
     assert (result.parameters["width"], result.parameters["height"]) == (896, 1152)
-    expected = draw_conditioning(pose, (896, 1152), hands=False, face=False, thick=True)
+    expected = draw_conditioning(pose, (896, 1152), "body-pose", thick=True)
     assert np.array_equal(np.asarray(result.conditioning), expected)
 
 
-def test_conditioning_follows_hands_face_and_thickness(engine, pose):
-    result = engine.generate(request(include_hands=True, include_face=True, thick_lines=False), pose)
-    expected = draw_conditioning(pose, (SIZE, SIZE), hands=True, face=True, thick=False)
-    assert np.array_equal(np.asarray(result.conditioning), expected)
+@pytest.mark.parametrize("mode", [mode.value for mode in CONDITIONING_MODES])
+def test_conditioning_is_the_draw_mode_and_thickness(engine, pose, mode):
+    result = engine.generate(request(draw_mode=mode, thick_lines=False, num_inference_steps=1), pose)
+    expected = draw_conditioning(pose, (SIZE, SIZE), mode, thick=False)
+    assert np.array_equal(np.asarray(result.conditioning), expected) and expected.any()
+    assert result.parameters["draw_mode"] == mode
+
+
+def test_full_pose_conditioning_has_hands_and_face_and_body_pose_has_neither(engine, pose):
+    """At the default bucket size, as the page runs it, with xinsir's thick strokes (x3 at 896x1152): the
+    hand joints' discs (blue, radius 12) then cover most bones. Two hand bone colours are body colours too
+    (red, cyan) and the joints' blue is the left knee's: the hands are told by the other 18 and by the blue
+    area."""
+    drawn = {}
+    for mode in ("full-pose", "body-pose"):
+        bucket = request(draw_mode=mode, width=None, height=None, num_inference_steps=1)
+        drawn[mode] = np.asarray(engine.generate(bucket, pose).conditioning)
+    colors = {mode: set(map(tuple, image.reshape(-1, 3).tolist())) for mode, image in drawn.items()}
+    hands_only = set(HAND_BONE_COLORS) - {
+        tuple(color) for color in [*BODY_COLORS.tolist(), *LIMB_COLORS.tolist()]
+    }
+    assert len(hands_only) == 18
+    assert FACE_COLOR in colors["full-pose"] and hands_only & colors["full-pose"]
+    assert FACE_COLOR not in colors["body-pose"] and not colors["body-pose"] & hands_only
+    blue = {mode: int((image == HAND_JOINT_COLOR).all(axis=2).sum()) for mode, image in drawn.items()}
+    assert blue["body-pose"] < 500 < 5000 < blue["full-pose"]  # one knee disc; 42 hand joints more
+
+
+def test_a_mask_mode_is_refused_before_anything_runs(engine, pose):
+    with pytest.raises(ValidationError, match="draw_mode 'hand-mask' is a mask for inpainting"):
+        engine.generate(request(draw_mode="hand-mask"), pose)
+
+
+def test_guidance_start_and_end_reach_diffusers(engine, pose, monkeypatch):
+    calls: list[dict] = []
+    original = StableDiffusionXLControlNetPipeline.__call__
+
+    def recording(self, *args, **kwargs):
+        calls.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(StableDiffusionXLControlNetPipeline, "__call__", recording)
+    engine.generate(
+        request(control_guidance_start=0.25, control_guidance_end=0.75, controlnet_scale=0.5), pose
+    )
+    engine.generate(request(control_guidance_end=0.0), pose)
+    schedule = ("controlnet_conditioning_scale", "control_guidance_start", "control_guidance_end")
+    assert [tuple(call[name] for name in schedule) for call in calls] == [(0.5, 0.25, 0.75), (0.0, 0.0, 1.0)]
 
 
 def test_openpose_json_gives_the_same_image_as_the_pose(engine, pose):
@@ -283,8 +377,9 @@ def test_a_photo_runs_pose_detection_first(pose):
     result = engine.generate(request(), Photo(photo))
     detected = estimator.detect(photo)
     assert len(detected.people) == 1
-    expected = draw_conditioning(detected, (SIZE, SIZE), hands=False, face=False, thick=True)
+    expected = draw_conditioning(detected, (SIZE, SIZE), "body-pose", thick=True)
     assert np.array_equal(np.asarray(result.conditioning), expected)
+    assert result.pose == to_openpose_json(detected.fit_to(SIZE, SIZE))  # the detected pose, as drawn
     assert result.timings["pose"] > 0
     assert set(result.timings) == {"pose", "denoise", "decode", "total"}
 
@@ -371,3 +466,25 @@ def test_save_writes_pngs_with_parameters_and_result_json(engine, pose, tmp_path
     assert saved_json["seeds"] == [12, 13]
     assert saved_json["images"] == [path.name for path in paths]
     assert saved_json["parameters"]["seed"] == 12 and saved_json["models"] == {"preset": "tiny"}
+
+
+def test_pose_json_is_the_pose_drawn_and_is_saved_beside_the_conditioning(engine, pose, tmp_path):
+    result = engine.generate(
+        request(draw_mode="full-pose", width=None, height=None, num_inference_steps=1), pose
+    )
+    assert result.pose == to_openpose_json(pose.fit_to(896, 1152))
+    result.save(tmp_path)
+    saved = json.loads((tmp_path / "pose.json").read_text())
+    assert json.loads((tmp_path / "result.json").read_text())["pose"] == "pose.json"
+    assert (saved["canvas_width"], saved["canvas_height"]) == (896, 1152)
+    redrawn = draw_conditioning(from_openpose_json(saved), (896, 1152), "full-pose")
+    assert np.array_equal(redrawn, np.asarray(Image.open(tmp_path / "conditioning.png")))
+
+
+def test_a_skeleton_image_has_no_pose_json(engine, tmp_path):
+    skeleton = np.zeros((64, 64, 3), np.uint8)
+    skeleton[10:50, 30:34] = 255
+    result = engine.generate(request(), skeleton)
+    result.save(tmp_path)
+    assert result.pose is None and result.to_json()["pose"] is None
+    assert not (tmp_path / "pose.json").exists() and (tmp_path / "conditioning.png").exists()

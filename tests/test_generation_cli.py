@@ -40,6 +40,7 @@ def test_cli_writes_pngs_with_parameters_and_result_json(pose, tmp_path):
         "-m", "pipelines.generation", "--pose", str(pose_file), "--prompt", "a dancer", "--preset", "tiny",
         "--width", "64", "--height", "64", "--num-inference-steps", "2", "--samples", "2", "--seed", "21",
         "--scheduler", "DDIM", "--negative-prompt", "blurry", "--no-thick-lines", "--out", str(out),
+        "--draw-mode", "full-pose", "--control-guidance-start", "0.25",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     saved = json.loads((out / "result.json").read_text())
@@ -53,10 +54,23 @@ def test_cli_writes_pngs_with_parameters_and_result_json(pose, tmp_path):
         "a dancer",
         "Negative prompt: blurry",
         "Steps: 2, Sampler: DDIM, CFG scale: 7.5, Seed: 21, Size: 64x64, Model: tiny, "
-        'ControlNet 0: "Module: none, Model: tiny, Weight: 1.0, Guidance Start: 0.0, Guidance End: 1.0", '
-        "Pose hands: False, Pose face: False, Pose thick lines: False, Version: pose-studio",
+        'ControlNet 0: "Module: dw_openpose_full, Model: tiny, Weight: 1.0, Guidance Start: 0.25, '
+        'Guidance End: 1.0", Pose mode: full-pose, Pose thick lines: False, Version: pose-studio',
     ]
     assert "Seed: 22," in Image.open(out / saved["images"][1]).text[PNG_TEXT_KEY]
+    assert saved["pose"] == "pose.json"
+    assert json.loads((out / "pose.json").read_text()) == json.loads(
+        json.dumps(to_openpose_json(pose.fit_to(64, 64)))
+    )
+
+
+def test_draw_mode_flag_takes_only_the_pose_modes(capsys):
+    args = cli.build_parser().parse_args(["--draw-mode", "hand-pose", "--control-guidance-start", "0.5"])
+    assert (args.draw_mode, args.control_guidance_start, args.control_guidance_end) == ("hand-pose", 0.5, 1.0)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["--draw-mode", "face-mask"])
+    assert exit_info.value.code == 2
+    assert "argument --draw-mode: invalid choice: 'face-mask'" in capsys.readouterr().err
 
 
 def test_cli_reports_a_bad_request_as_an_error(pose, tmp_path, capsys):
@@ -92,8 +106,16 @@ def test_every_request_field_is_a_flag():
         "num_inference_steps",
         "guidance_scale",
     } <= flags
-    assert {"controlnet_scale", "seed", "width", "height", "control_guidance_end", "include_hands"} <= flags
-    assert {"include_face", "thick_lines", "preset", "base_model", "device", "dtype", "cpu_offload"} <= flags
+    assert {
+        "controlnet_scale",
+        "seed",
+        "width",
+        "height",
+        "control_guidance_start",
+        "control_guidance_end",
+    } <= flags
+    assert {"draw_mode", "thick_lines", "preset", "base_model", "device", "dtype", "cpu_offload"} <= flags
+    assert not {"include_hands", "include_face"} & flags
 
 
 @pytest.mark.parametrize(

@@ -187,6 +187,8 @@ def count_controlnet_runs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         ({"controlnet_scale": 0.0}, 0),
         ({"control_guidance_end": 0.5}, 2),
         ({"control_guidance_end": 0.25}, 1),
+        ({"control_guidance_start": 0.5}, 2),  # steps 3 and 4 of 4
+        ({"control_guidance_start": 0.25, "control_guidance_end": 0.75}, 2),  # steps 2 and 3
     ],
 )
 def test_the_controlnet_network_does_not_run_at_zero_scale(pose, monkeypatch, changes, expected_runs):

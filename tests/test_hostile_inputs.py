@@ -358,7 +358,8 @@ def test_overlay_blends_only_drawn_pixels_exactly_as_before(mode):
         ({"controlnet_scale": float("inf")}, r"^controlnet_scale must be a number between 0 and 1 \(got inf"),
         ({"seed": 1.5}, r"^seed must be -1 \(random\) or an integer between 0 and 999999999999999 \(got 1"),
         ({"width": 10**400, "height": 512}, r"^width must be an integer between 64 and 2048 \(got an"),
-        ({"include_hands": "yes"}, r"^include_hands must be true or false \(got 'yes'\)$"),
+        ({"draw_mode": 3}, r"^draw_mode must be one of: full-pose, body-pose, face-pose, hand-pose \(got 3"),
+        ({"thick_lines": "yes"}, r"^thick_lines must be true or false \(got 'yes'\)$"),
         ({"thick_lines": 1}, r"^thick_lines must be true or false \(got 1\)$"),
         ({"prompt": 5}, r"^prompt must not be empty$"),
         ({"steps": 30}, r"^unknown request parameter\(s\): steps$"),
@@ -372,12 +373,13 @@ def test_request_values_are_refused_by_type_with_the_engines_messages(values, me
 def test_request_values_in_json_number_form_are_taken_without_loss():
     request = GenerationRequest.from_values(
         {"prompt": "a dancer", "num_inference_steps": 30.0, "guidance_scale": 7, "seed": -1.0, "width": 512.0,
-         "height": 768, "controlnet_scale": 1, "include_face": True}
+         "height": 768, "controlnet_scale": 1, "control_guidance_start": 0, "draw_mode": "full-pose"}
     )  # fmt: skip
     assert (request.num_inference_steps, request.seed, request.width, request.height) == (30, -1, 512, 768)
     assert all(type(value) is int for value in (request.num_inference_steps, request.seed, request.width))
     assert type(request.guidance_scale) is float and request.guidance_scale == 7.0
-    assert type(request.controlnet_scale) is float and request.include_face is True
+    assert type(request.controlnet_scale) is float and request.draw_mode == "full-pose"
+    assert type(request.control_guidance_start) is float and request.control_guidance_start == 0.0
 
 
 # --- Out of memory ----------------------------------------------------------------------------------------

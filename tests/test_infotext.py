@@ -27,9 +27,9 @@ PARAMETERS = {
     "width": 64,
     "height": 96,
     "controlnet_scale": 0.75,
+    "control_guidance_start": 0.1,
     "control_guidance_end": 0.9,
-    "include_hands": True,
-    "include_face": False,
+    "draw_mode": "full-pose",
     "thick_lines": True,
 }
 
@@ -80,8 +80,8 @@ def test_our_infotext_reads_back_into_the_same_request():
     text = infotext(PARAMETERS, 41, {"preset": "tiny", "base_model": "org/sdxl", "vae_model": "org/vae"})
     assert sampler_line(text) == (
         "Steps: 3, Sampler: Euler a, CFG scale: 6.5, Seed: 41, Size: 64x96, Model: sdxl, VAE: vae, "
-        'ControlNet 0: "Module: none, Model: tiny, Weight: 0.75, Guidance Start: 0.0, Guidance End: 0.9", '
-        "Pose hands: True, Pose face: False, Pose thick lines: True, Version: pose-studio"
+        'ControlNet 0: "Module: dw_openpose_full, Model: tiny, Weight: 0.75, Guidance Start: 0.1, '
+        'Guidance End: 0.9", Pose mode: full-pose, Pose thick lines: True, Version: pose-studio'
     )
     parsed = parse_infotext(text)
     assert GenerationRequest(**parsed.request_fields()) == GenerationRequest(**PARAMETERS)
@@ -115,7 +115,9 @@ def test_a1111_infotext_reads_into_a_request_and_says_what_it_ignored():
         "width": 832,
         "height": 1216,
         "controlnet_scale": 0.85,
+        "control_guidance_start": 0.0,
         "control_guidance_end": 0.8,
+        "draw_mode": "full-pose",  # its module, openpose_full
     }
     assert list(parsed.ignored) == [
         "Model hash",
@@ -131,7 +133,88 @@ def test_a1111_infotext_reads_into_a_request_and_says_what_it_ignored():
     ]
     request = GenerationRequest(**parsed.request_fields(seed=7))
     request.validate()
-    assert (request.seed, request.samples, request.include_hands) == (7, 1, False)
+    assert (request.seed, request.samples, request.draw_mode) == (7, 1, "full-pose")
+
+
+@pytest.mark.parametrize(
+    ("mode", "module"),
+    [("full-pose", "dw_openpose_full"), ("body-pose", "openpose"), ("face-pose", "openpose_faceonly"),
+     ("hand-pose", "none")],
+)  # fmt: skip
+def test_each_draw_mode_and_guidance_start_read_back_exactly(mode, module):
+    parameters = {
+        **PARAMETERS,
+        "draw_mode": mode,
+        "control_guidance_start": 0.35,
+        "control_guidance_end": 0.7,
+    }
+    text = infotext(parameters, 41, {"preset": "tiny"})
+    assert f'"Module: {module}, Model: tiny, Weight: 0.75, Guidance Start: 0.35, Guidance End: 0.7"' in text
+    assert f"Pose mode: {mode}, Pose thick lines: True" in text
+    parsed = parse_infotext(text)
+    assert GenerationRequest(**parsed.request_fields()) == GenerationRequest(**parameters)
+    assert parsed.notes == []
+
+
+OLD_TEXT = (
+    "a dancer\nSteps: 3, Sampler: Euler a, CFG scale: 6.5, Seed: 41, Size: 64x96, Model: tiny, "
+    'ControlNet 0: "Module: none, Model: tiny, Weight: 0.75, Guidance Start: 0.0, Guidance End: 0.9", '
+    "Pose hands: {hands}, Pose face: {face}, Pose thick lines: True, Version: pose-studio"
+)
+
+
+@pytest.mark.parametrize(
+    ("hands", "face", "mode", "notes"),
+    [
+        (True, True, "full-pose", []),
+        (False, False, "body-pose", []),
+        # Body and hands, or body and face: no mode draws just those; full-pose keeps every stroke they had.
+        (True, False, "full-pose",
+         ["Pose hands: True, Pose face: False: a pose of body and hands alone has no draw mode: using "
+          "full-pose, which adds face"]),
+        (False, True, "full-pose",
+         ["Pose hands: False, Pose face: True: a pose of body and face alone has no draw mode: using "
+          "full-pose, which adds hands"]),
+    ],
+)  # fmt: skip
+def test_old_pose_hands_and_face_texts_read_as_the_nearest_draw_mode(hands, face, mode, notes):
+    parsed = parse_infotext(OLD_TEXT.format(hands=hands, face=face))
+    assert parsed.fields["draw_mode"] == mode and parsed.notes == notes
+    assert parsed.fields["control_guidance_start"] == 0.0
+    assert "Pose hands" not in parsed.ignored and "ControlNet 0 Module" not in parsed.ignored
+    GenerationRequest(**parsed.request_fields()).validate()
+
+
+@pytest.mark.parametrize(
+    ("module", "mode", "note"),
+    [
+        ("openpose", "body-pose", None),
+        ("openpose_faceonly", "face-pose", None),
+        ("dw_openpose_full", "full-pose", None),
+        ("openpose_hand", "full-pose",
+         "ControlNet 0 Module: openpose_hand: a pose of body and hands alone has no draw mode: using "
+         "full-pose, which adds face"),
+    ],
+)  # fmt: skip
+def test_a1111_openpose_modules_give_the_draw_mode(module, mode, note):
+    parsed = parse_infotext(A1111_TEXT.replace("Module: openpose_full", f"Module: {module}"))
+    assert parsed.fields["draw_mode"] == mode and parsed.notes == ([note] if note else [])
+
+
+def test_a_module_that_is_not_openpose_is_ignored_and_leaves_the_default_mode():
+    parsed = parse_infotext(A1111_TEXT.replace("Module: openpose_full", "Module: canny"))
+    assert "draw_mode" not in parsed.fields and parsed.ignored["ControlNet 0 Module"] == "canny"
+    assert GenerationRequest(**parsed.request_fields()).draw_mode == "body-pose"
+
+
+def test_a1111_guidance_start_is_read_and_checked_with_the_end():
+    parsed = parse_infotext(A1111_TEXT.replace("Guidance Start: 0,", "Guidance Start: 0.3,"))
+    assert parsed.fields["control_guidance_start"] == 0.3 and parsed.notes == []
+    late = parse_infotext(A1111_TEXT.replace("Guidance Start: 0,", "Guidance Start: 0.9,"))
+    with pytest.raises(
+        ValidationError, match=r"control_guidance_start \(0.9\) must be below control_guidance_end \(0.8\)"
+    ):
+        GenerationRequest.from_values(late.request_fields())
 
 
 @pytest.mark.parametrize(
@@ -199,7 +282,7 @@ def test_from_png_remakes_the_image_pixel_for_pixel(tmp_path, capsys):
         capsys, "--pose", str(pose_file), "--prompt", "a dancer", "--negative-prompt", "blurry",
         "--width", "64", "--height", "96", "--num-inference-steps", "3", "--samples", "2", "--seed", "30",
         "--scheduler", "DPM2 Karras", "--guidance-scale", "5.5", "--controlnet-scale", "0.8",
-        "--include-hands", "--out", str(first),
+        "--draw-mode", "hand-pose", "--control-guidance-start", "0.2", "--out", str(first),
     )  # fmt: skip
     assert code == 0, err
     original = first / "sample-2-seed-31.png"
@@ -210,7 +293,7 @@ def test_from_png_remakes_the_image_pixel_for_pixel(tmp_path, capsys):
     assert code == 0, err
     code, err = run_cli(capsys, "--from-png", str(original), "--out", str(beside))
     assert code == 0, err
-    assert f"note: pose from {first / 'conditioning.png'}" in err
+    assert f"note: pose from {first / 'pose.json'}" in err
     assert "note: not used from the PNG: Model, Version" in err
     for again in (with_pose / "sample-1-seed-31.png", beside / "sample-1-seed-31.png"):
         assert np.array_equal(pixels(again), pixels(original))
@@ -219,12 +302,19 @@ def test_from_png_remakes_the_image_pixel_for_pixel(tmp_path, capsys):
     code, err = run_cli(capsys, "--from-png", str(original), "--seed", "5", "--out", str(overridden))
     assert code == 0, err
     saved = json.loads((overridden / "result.json").read_text())["parameters"]
-    assert (saved["seed"], saved["scheduler"], saved["guidance_scale"], saved["include_hands"]) == (
+    assert (saved["seed"], saved["scheduler"], saved["guidance_scale"], saved["draw_mode"]) == (
         5,
         "DPM2 Karras",
         5.5,
-        True,
+        "hand-pose",
     )
+    assert saved["control_guidance_start"] == 0.2
+    # A folder from before pose.json: the conditioning image beside the PNG is the pose, used as it is.
+    (first / "pose.json").unlink()
+    code, err = run_cli(capsys, "--from-png", str(original), "--out", str(tmp_path / "old"))
+    assert code == 0, err
+    assert f"note: pose from {first / 'conditioning.png'}" in err
+    assert np.array_equal(pixels(tmp_path / "old" / "sample-1-seed-31.png"), pixels(original))
 
 
 def test_from_png_errors_are_one_line(tmp_path, capsys):
@@ -240,4 +330,7 @@ def test_from_png_errors_are_one_line(tmp_path, capsys):
     Image.new("RGB", (8, 8)).save(text, pnginfo=chunk)
     code, err = run_cli(capsys, "--from-png", str(text), "--out", str(tmp_path / "out"))
     assert code == 2
-    assert "error: the PNG does not carry its pose and there is no conditioning.png beside it" in err
+    assert (
+        "error: the PNG does not carry its pose and there is no pose.json or conditioning.png beside it"
+        in err
+    )

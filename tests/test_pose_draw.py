@@ -4,8 +4,29 @@ import numpy as np
 import pytest
 
 from pipelines.errors import ValidationError
-from pipelines.pose import MODES, DrawMode, Person, PoseResult, draw_conditioning, draw_overlay, draw_pose
-from pipelines.pose.draw import BODY_COLORS, HAND_BONE_COLORS, HAND_JOINT_COLOR, LIMB_COLORS, LIMBS
+from pipelines.pose import (
+    CONDITIONING_MODES,
+    MODES,
+    DrawMode,
+    Person,
+    PoseResult,
+    draw_conditioning,
+    draw_overlay,
+    draw_pose,
+    label_boxes,
+    parse_conditioning_mode,
+)
+from pipelines.pose.draw import (
+    BODY_COLORS,
+    FACE_COLOR,
+    HAND_BONE_COLORS,
+    HAND_JOINT_COLOR,
+    LABEL_BOX,
+    LABEL_TEXT,
+    LIMB_COLORS,
+    LIMBS,
+    Layer,
+)
 from tests.pose_samples import standing_result
 
 WHITE = (255, 255, 255)
@@ -96,10 +117,64 @@ def test_conditioning_scales_strokes_like_xinsir(result):
     assert 400 <= _count(body_only, BODY_COLORS[0]) <= 500  # radius 12: pi * 144 = 452
     assert 40 <= _count(thin, BODY_COLORS[0]) <= 60
     assert _count(body_only, WHITE) == 0
-    with_face = draw_conditioning(result, (1024, 1024), hands=True, face=True)
+    with_face = draw_conditioning(result, (1024, 1024), "full-pose")
     assert _count(with_face, WHITE) > 0 and _count(with_face, HAND_JOINT_COLOR) > _count(
         body_only, (0, 0, 255)
     )
+
+
+# Hand bone colours that no body joint or limb has (red and cyan are also body colours).
+HANDS_ONLY = set(HAND_BONE_COLORS) - {
+    tuple(color) for color in [*BODY_COLORS.tolist(), *LIMB_COLORS.tolist()]
+}
+
+
+def _colors(image: np.ndarray) -> set[tuple[int, ...]]:
+    return set(map(tuple, image.reshape(-1, 3).tolist()))
+
+
+@pytest.mark.parametrize("mode", CONDITIONING_MODES)
+def test_conditioning_draws_exactly_the_layers_of_its_mode(result, mode):
+    """Thin strokes, so every hand bone shows between its joints; each mode draws what draw_pose draws."""
+    conditioning = draw_conditioning(result, (896, 1152), mode, thick=False)
+    assert np.array_equal(conditioning, draw_pose(result, mode, size=(896, 1152)))
+    colors = _colors(conditioning)
+    layers = MODES[mode].layers
+    assert (WHITE in colors) == (Layer.FACE in layers)
+    assert HANDS_ONLY & colors == (HANDS_ONLY if Layer.HANDS in layers else set())
+    assert (tuple(BODY_COLORS[1]) in colors) == (Layer.BODY in layers)  # the neck joint
+
+
+def test_full_pose_conditioning_has_hand_and_face_pixels_and_body_pose_none(result):
+    """With thick strokes (x3 at 1024) the hand joints' blue discs cover the bones: hands show as blue area
+    (the body has one blue joint, the left knee)."""
+    full = draw_conditioning(result, (1024, 1024), "full-pose")
+    body = draw_conditioning(result, (1024, 1024), "body-pose")
+    assert FACE_COLOR in _colors(full) and FACE_COLOR not in _colors(body)
+    assert _count(body, HAND_JOINT_COLOR) < 500 < 5000 < _count(full, HAND_JOINT_COLOR)
+    assert not HANDS_ONLY & _colors(body)
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("face-mask", "draw_mode 'face-mask' is a mask for inpainting, not OpenPose conditioning; use one "
+                      "of: full-pose, body-pose, face-pose, hand-pose"),
+        (DrawMode.FACE_HAND_MASK, "draw_mode 'face-hand-mask' is a mask for inpainting"),
+        ("skeleton", "draw_mode must be one of: full-pose, body-pose, face-pose, hand-pose (got 'skeleton')"),
+    ],
+)  # fmt: skip
+def test_conditioning_refuses_masks_and_unknown_modes(result, mode, message):
+    assert CONDITIONING_MODES == (
+        DrawMode.FULL_POSE,
+        DrawMode.BODY_POSE,
+        DrawMode.FACE_POSE,
+        DrawMode.HAND_POSE,
+    )
+    with pytest.raises(ValidationError) as raised:
+        draw_conditioning(result, (64, 64), mode)
+    assert str(raised.value).startswith(message)
+    assert parse_conditioning_mode("hand-pose") is DrawMode.HAND_POSE
 
 
 def test_overlay_keeps_the_photo_where_nothing_is_drawn(result):
@@ -158,3 +233,43 @@ def test_hand_and_face_points_scored_exactly_at_the_threshold_are_drawn():
     assert tuple(image[30, 20]) == HAND_JOINT_COLOR and tuple(image[50, 40]) == WHITE
     person.left_hand[:, 2] = person.face[:, 2] = np.float32(0.29)
     assert not draw_pose(PoseResult(64, 96, [person]), "full-pose")[[30, 50], [20, 40]].any()
+
+
+# --- Person numbers on the overlay ---------------------------------------------------------------------
+
+
+def _two_people(result: PoseResult) -> PoseResult:
+    """The standing person and a copy of them shifted right by half the canvas, on a canvas twice as wide."""
+    person = result.people[0]
+    shifted = person.map_xy(1.0, result.width, 0.0)
+    return PoseResult(result.width * 2, result.height, [person, shifted])
+
+
+def test_numbered_overlay_differs_only_in_a_label_by_each_head(result):
+    two = _two_people(result)
+    photo = np.full((two.height, two.width, 3), 90, np.uint8)
+    plain = draw_overlay(photo, two, "full-pose")
+    numbered = draw_overlay(photo, two, "full-pose", numbered=True)
+    boxes = label_boxes(two.people, two.width, two.height)
+    changed = (plain != numbered).any(axis=2)
+    inside = np.zeros_like(changed)
+    for left, top, right, bottom in boxes:
+        inside[top:bottom, left:right] = True
+    assert changed.any() and not (changed & ~inside).any()  # only inside the label boxes
+    for person, (left, top, right, bottom) in zip(two.people, boxes, strict=True):
+        label = numbered[top:bottom, left:right]
+        assert _count(label, LABEL_BOX) > label.shape[0] * label.shape[1] // 2  # a dark box ...
+        assert _count(label, LABEL_TEXT) > 10  # ... with white text in it
+        head_x, head_y = (
+            person.body[[0, 14, 15, 16, 17], 0].mean(),
+            person.body[[0, 1, 14, 15, 16, 17], 1].min(),
+        )
+        assert left <= head_x <= right and 0 <= head_y - bottom < (bottom - top)  # just above the head
+        # Readable at display size: about 4 % of the shorter side tall.
+        assert bottom - top >= 0.04 * min(two.width, two.height)
+    assert boxes[0][2] <= boxes[1][0]  # each by its own person
+
+
+def test_numbered_overlay_of_one_person_is_the_plain_overlay(result):
+    photo = np.full((result.height, result.width, 3), 90, np.uint8)
+    assert np.array_equal(draw_overlay(photo, result, numbered=True), draw_overlay(photo, result))

@@ -5,7 +5,7 @@
     python -m pipelines.generation --download          # fetch the configured preset's weights, then exit
     python -m pipelines.generation sweep ...           # see `python -m pipelines.generation sweep --help`
 
-Every GenerationRequest field is a flag (--num-inference-steps, --include-hands/--no-include-hands ...), and
+Every GenerationRequest field is a flag (--num-inference-steps, --draw-mode, --no-thick-lines ...), and
 so are the model settings (--preset, --base-model, --device, --dtype, --cpu-offload ...) and the speed levers
 (--attention, --compile, --no-fuse-qkv ...).
 """
@@ -25,8 +25,10 @@ from pipelines.generation.engine import GenerationEngine, GenerationRequest, Pho
 from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.generation.metadata import Infotext, parse_infotext, read_png_infotext
 from pipelines.generation.presets import PRESETS, download_models
+from pipelines.generation.request import CONDITIONING_FILE_NAME, POSE_FILE_NAME
 from pipelines.generation.sweep import AXES, SWEEP_FILE_NAME, SweepProgress, plan_sweep, run_sweep
 from pipelines.images import load_image
+from pipelines.pose.draw import CONDITIONING_MODES
 from pipelines.pose.formats import read_openpose
 from pipelines.pose.keypoints import read_pose_file
 from pipelines.settings import Settings, with_preset
@@ -53,8 +55,9 @@ SETTINGS_FLAGS = (
     "compile_warmup",
 )
 ARGUMENT_TYPES = {"str": str, "int": int, "float": float, "int | None": int}
+# Flags that take one of a few names: argparse lists them in --help and refuses any other.
+FLAG_CHOICES = {"preset": list(PRESETS), "draw_mode": [mode.value for mode in CONDITIONING_MODES]}
 POSE_KINDS = ("auto", "json", "skeleton", "photo")
-CONDITIONING_FILE = "conditioning.png"  # what GenerationResult.save writes beside the samples
 
 
 def build_parser(request_defaults: bool = True) -> argparse.ArgumentParser:
@@ -72,7 +75,8 @@ def build_parser(request_defaults: bool = True) -> argparse.ArgumentParser:
         "--from-png",
         type=Path,
         help="re-make a PNG saved by Pose Studio or AUTOMATIC1111 from its parameters; request flags given "
-        f"override them; the pose is --pose, else the {CONDITIONING_FILE} saved beside the PNG",
+        f"override them; the pose is --pose, else the {POSE_FILE_NAME} (or {CONDITIONING_FILE_NAME}) saved "
+        "beside the PNG",
     )
     add_generation_flags(parser, request_defaults=request_defaults)
     return parser
@@ -116,8 +120,8 @@ def _add_flag(group: argparse._ArgumentGroup, name: str, type_name: object, defa
     default = None if default is dataclasses.MISSING else default
     if str(type_name) == "bool":
         group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-    elif name == "preset":
-        group.add_argument(flag, choices=list(PRESETS), default=default)
+    elif name in FLAG_CHOICES:
+        group.add_argument(flag, choices=FLAG_CHOICES[name], default=default)
     else:
         group.add_argument(flag, type=ARGUMENT_TYPES[str(type_name)], default=default)
 
@@ -185,10 +189,12 @@ def _request_from_png(args: argparse.Namespace) -> GenerationRequest:
     for note in parsed.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.pose is None:
-        args.pose = args.from_png.parent / CONDITIONING_FILE
-        if not args.pose.is_file():
+        beside = [args.from_png.parent / name for name in (POSE_FILE_NAME, CONDITIONING_FILE_NAME)]
+        args.pose = next((path for path in beside if path.is_file()), None)
+        if args.pose is None:
             raise GenerationError(
-                f"the PNG does not carry its pose and there is no {CONDITIONING_FILE} beside it: give --pose"
+                f"the PNG does not carry its pose and there is no {POSE_FILE_NAME} or "
+                f"{CONDITIONING_FILE_NAME} beside it: give --pose"
             )
         print(f"note: pose from {args.pose}", file=sys.stderr)
     return request

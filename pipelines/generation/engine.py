@@ -50,7 +50,14 @@ from pipelines.generation.request import (  # re-exported: callers import the re
 )
 from pipelines.generation.schedulers import SCHEDULERS
 from pipelines.images import letterbox, sdxl_bucket
-from pipelines.pose import PoseEstimator, PoseResult, draw_conditioning, from_openpose_json
+from pipelines.pose import (
+    PoseEstimator,
+    PoseResult,
+    draw_conditioning,
+    from_openpose_json,
+    parse_conditioning_mode,
+    to_openpose_json,
+)
 from pipelines.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
@@ -272,10 +279,11 @@ class GenerationEngine:
         started = time.perf_counter()
         request.validate()
         pose, pose_seconds = self._detect_if_photo(pose)
-        conditioning = self._conditioning(request, pose)
+        conditioning, drawn = self._conditioning(request, pose)
         height, width = conditioning.shape[:2]
         seed = resolve_seed(request.seed)
-        resolved = dataclasses.replace(request, seed=seed, width=width, height=height)
+        mode = parse_conditioning_mode(request.draw_mode).value  # its plain name, for the metadata
+        resolved = dataclasses.replace(request, seed=seed, width=width, height=height, draw_mode=mode)
         if request.draft:  # the distillation's own steps and guidance
             resolved = dataclasses.replace(
                 resolved, num_inference_steps=DRAFT.num_inference_steps, guidance_scale=DRAFT.guidance_scale
@@ -313,6 +321,7 @@ class GenerationEngine:
             parameters=_parameters(resolved),
             models=self.models,
             runtime=self.runtime,
+            pose=None if drawn is None else to_openpose_json(drawn),
         )
 
     def _detect_if_photo(self, pose: PoseInput) -> tuple[PoseInput, float]:
@@ -330,24 +339,24 @@ class GenerationEngine:
         return self._pose_estimator
 
     @staticmethod
-    def _conditioning(request: GenerationRequest, pose: PoseInput) -> np.ndarray:
-        """The ControlNet input at exactly the output size (HxWx3 uint8)."""
+    def _conditioning(request: GenerationRequest, pose: PoseInput) -> tuple[np.ndarray, PoseResult | None]:
+        """The ControlNet input at exactly the output size (HxWx3 uint8), and the pose it was drawn from,
+        mapped onto that size (None for a skeleton image, used as it is)."""
         if isinstance(pose, np.ndarray):
             width, height = _output_size(request, pose.shape[1], pose.shape[0])
             skeleton = letterbox(pose, width, height)
             if not skeleton.any():
                 raise NoPersonError("The skeleton image is all black: there is no pose to follow.")
-            return skeleton
+            return skeleton, None
         if not isinstance(pose, PoseResult):
             pose = from_openpose_json(pose)
         if not pose.people:
             raise NoPersonError(
                 "There is no person in the pose, so there is nothing for the image to follow."
             )
-        size = _output_size(request, pose.width, pose.height)
-        return draw_conditioning(
-            pose, size, hands=request.include_hands, face=request.include_face, thick=request.thick_lines
-        )
+        fitted = pose.fit_to(*_output_size(request, pose.width, pose.height))
+        size = (fitted.width, fitted.height)
+        return draw_conditioning(fitted, size, request.draw_mode, thick=request.thick_lines), fitted
 
     def _request_pipeline(self, request: GenerationRequest) -> StableDiffusionXLControlNetPipeline:
         """A pipeline object of this request alone: the shared weights, its own scheduler (the draft's in
@@ -483,12 +492,17 @@ def _output_size(request: GenerationRequest, source_width: int, source_height: i
 
 
 def _controlnet_schedule(request: GenerationRequest) -> dict[str, float]:
-    """The ControlNet's scale and end as diffusers takes them. Diffusers refuses an end of 0 (it must come
-    after the start), yet the hosted API allows it: guidance ending before the first step is no guidance."""
+    """The ControlNet's scale, start and end as diffusers takes them. Diffusers refuses an end of 0 (it must
+    come after the start), yet the hosted API allows it: guidance ending before the first step is none."""
     if request.control_guidance_end == 0:
-        return {"controlnet_conditioning_scale": 0.0, "control_guidance_end": 1.0}
+        return {
+            "controlnet_conditioning_scale": 0.0,
+            "control_guidance_start": 0.0,
+            "control_guidance_end": 1.0,
+        }
     return {
         "controlnet_conditioning_scale": request.controlnet_scale,
+        "control_guidance_start": request.control_guidance_start,
         "control_guidance_end": request.control_guidance_end,
     }
 

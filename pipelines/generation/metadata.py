@@ -24,12 +24,26 @@ from pipelines.generation.schedulers import (
     SCHEDULERS,
     a1111_name,
 )
+from pipelines.pose.draw import CONDITIONING_MODES, MODES, DrawMode, Layer
 
 PNG_TEXT_KEY = "parameters"
 NEGATIVE_PREFIX = "Negative prompt:"
 CONTROLNET_KEYS = ("ControlNet 0", "ControlNet")  # sd-webui-controlnet's first unit; older versions: no index
 # Pose-conditioning fields A1111 has no key for; ours, so a PNG re-makes its image exactly.
-POSE_KEYS = {"Pose hands": "include_hands", "Pose face": "include_face", "Pose thick lines": "thick_lines"}
+POSE_KEYS = {"Pose mode": "draw_mode", "Pose thick lines": "thick_lines"}
+# Before draw modes, our texts said which parts were drawn over the body: key -> the layer it added.
+OLD_POSE_KEYS = {"Pose hands": Layer.HANDS, "Pose face": Layer.FACE}
+# sd-webui-controlnet's OpenPose preprocessors ("Module") -> the layers they draw; the first that draws a
+# mode's layers is written for it (a mode without one, hand-pose, writes "none": the image was pre-drawn).
+A1111_MODULES: dict[str, frozenset[Layer]] = {
+    "dw_openpose_full": frozenset({Layer.BODY, Layer.HANDS, Layer.FACE}),
+    "openpose_full": frozenset({Layer.BODY, Layer.HANDS, Layer.FACE}),
+    "openpose": frozenset({Layer.BODY}),
+    "openpose_faceonly": frozenset({Layer.FACE}),
+    "openpose_face": frozenset({Layer.BODY, Layer.FACE}),
+    "openpose_hand": frozenset({Layer.BODY, Layer.HANDS}),
+}
+NO_MODULE = "none"
 DRAFT_KEY = "Draft"  # written only for Draft mode's images, whose sampler is the distillation's own
 # A "Key: value" pair of the last line; a value in double quotes may hold commas (A1111's own pattern).
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -46,10 +60,10 @@ def infotext(parameters: dict[str, Any], seed: int, models: dict[str, str]) -> s
     """The text of one sample: `parameters` is the resolved request, `seed` this sample's own seed."""
     controlnet = ", ".join(
         [
-            "Module: none",
+            f"Module: {a1111_module(parameters['draw_mode'])}",
             f"Model: {model_name(models.get('controlnet_model', models['preset']))}",
             f"Weight: {parameters['controlnet_scale']}",
-            "Guidance Start: 0.0",
+            f"Guidance Start: {parameters['control_guidance_start']}",
             f"Guidance End: {parameters['control_guidance_end']}",
         ]
     )
@@ -73,6 +87,27 @@ def infotext(parameters: dict[str, Any], seed: int, models: dict[str, str]) -> s
         lines.append(f"{NEGATIVE_PREFIX} {parameters['negative_prompt']}")
     lines.append(", ".join(f"{key}: {value}" for key, value in settings.items() if value is not None))
     return "\n".join(lines)
+
+
+def a1111_module(draw_mode: str) -> str:
+    """sd-webui-controlnet's name for the preprocessor that draws what `draw_mode` draws."""
+    layers = frozenset(MODES[DrawMode(draw_mode)].layers)
+    return next((module for module, drawn in A1111_MODULES.items() if drawn == layers), NO_MODULE)
+
+
+def mode_drawing(layers: frozenset[Layer]) -> tuple[str, str | None]:
+    """The pose mode drawing `layers`, else the one with the fewest layers that draws them all (body and
+    hands, say: full-pose, which adds the face), with a note saying what it adds."""
+    fits = [mode for mode in CONDITIONING_MODES if layers <= set(MODES[mode].layers)]
+    mode = min(fits, key=lambda fit: len(MODES[fit].layers))
+    added = [layer.value for layer in MODES[mode].layers if layer not in layers]
+    if not added:
+        return mode.value, None
+    drawn = " and ".join(layer.value for layer in MODES[mode].layers if layer in layers)
+    return (
+        mode.value,
+        f"a pose of {drawn} alone has no draw mode: using {mode.value}, which adds {', '.join(added)}",
+    )
 
 
 def png_text(parameters: dict[str, Any], seed: int, models: dict[str, str]) -> PngInfo:
@@ -124,16 +159,22 @@ def _boolean(key: str, text: str) -> bool:
     return values[text.lower()]
 
 
+def _text(key: str, text: str) -> str:
+    return text
+
+
 # infotext key -> (GenerationRequest field, reader)
 FIELD_KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "Steps": ("num_inference_steps", _number(int)),
     "CFG scale": ("guidance_scale", _number(float)),
     "Seed": ("seed", _number(int)),
-    **{key: (name, _boolean) for key, name in POSE_KEYS.items()},
+    "Pose mode": ("draw_mode", _text),
+    "Pose thick lines": ("thick_lines", _boolean),
     DRAFT_KEY: ("draft", _boolean),
 }
 CONTROLNET_FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "Weight": ("controlnet_scale", _number(float)),
+    "Guidance Start": ("control_guidance_start", _number(float)),
     "Guidance End": ("control_guidance_end", _number(float)),
 }
 SCHEDULER_KEYS = ("Sampler", "Schedule type")
@@ -202,7 +243,10 @@ def parse_infotext(text: str) -> Infotext:
         raise ValidationError('the text has no parameters line ("Steps: ..., Sampler: ..., Seed: ...")')
     result = Infotext(fields={"prompt": prompt, "negative_prompt": negative})
     controlnet = next((key for key in CONTROLNET_KEYS if key in pairs), None)
+    module = None
     for key, value in pairs.items():
+        if key in OLD_POSE_KEYS:
+            continue  # read below, unless the text says its "Pose mode"
         if key in FIELD_KEYS:
             name, read = FIELD_KEYS[key]
             result.fields[name] = read(key, value)
@@ -212,9 +256,11 @@ def parse_infotext(text: str) -> Infotext:
                 raise ValidationError(f'infotext "Size: {value}" is not WIDTHxHEIGHT')
             result.fields["width"], result.fields["height"] = int(size[1]), int(size[2])
         elif key == controlnet:
-            _read_controlnet(key, value, result)
+            module = _read_controlnet(key, value, result)
         elif key not in SCHEDULER_KEYS:
             result.ignored[key] = value
+    if "draw_mode" not in result.fields:
+        _read_draw_mode(result, pairs, controlnet, module)
     if "Sampler" in pairs and not result.fields.get("draft"):  # a draft runs its recipe's sampler
         sampler, schedule = pairs["Sampler"], pairs.get("Schedule type")
         name, notes = read_scheduler(sampler, schedule)
@@ -229,21 +275,45 @@ def parse_infotext(text: str) -> Infotext:
     return result
 
 
-def _read_controlnet(key: str, value: str, result: Infotext) -> None:
+def _read_drawn_layers(layers: frozenset[Layer], source: str, result: Infotext) -> None:
+    mode, note = mode_drawing(layers)
+    result.fields["draw_mode"] = mode
+    if note:
+        result.notes.append(f"{source}: {note}")
+
+
+def _read_controlnet(key: str, value: str, result: Infotext) -> str | None:
     """sd-webui-controlnet's unit text: "Module: ..., Model: ..., Weight: 1, ..., Guidance Start: 0,
-    Guidance End: 1, ..."; weight and end are ours, a start other than 0 is noted (we guide from step 1)."""
-    unit = _pairs(value)
-    for unit_key, text in unit.items():
+    Guidance End: 1, ..."; returns its module when it is an OpenPose preprocessor (A1111_MODULES)."""
+    module = None
+    for unit_key, text in _pairs(value).items():
         if unit_key in CONTROLNET_FIELDS:
             name, read = CONTROLNET_FIELDS[unit_key]
             result.fields[name] = read(f"{key} {unit_key}", text)
-        elif unit_key == "Guidance Start":
-            if _number(float)(f"{key} {unit_key}", text) != 0:
-                result.notes.append(
-                    f"{key} Guidance Start {text} is not supported: the ControlNet guides from the first step"
-                )
-        elif unit_key not in ("Module", "Model"):
+        elif unit_key == "Module" and text in A1111_MODULES:
+            module = text
+        elif unit_key != "Model" and (unit_key, text) != ("Module", NO_MODULE):
             result.ignored[f"{key} {unit_key}"] = text
+    return module
+
+
+def _read_draw_mode(
+    result: Infotext, pairs: dict[str, str], controlnet: str | None, module: str | None
+) -> None:
+    """The draw mode of a text without "Pose mode": from our older "Pose hands"/"Pose face" (drawn over the
+    body), else from an A1111 OpenPose module; the nearest mode, noted, when none draws just those parts."""
+    old_keys = [key for key in OLD_POSE_KEYS if key in pairs]
+    if old_keys:
+        layers = {Layer.BODY} | {OLD_POSE_KEYS[key] for key in old_keys if _boolean(key, pairs[key])}
+        source = ", ".join(f"{key}: {pairs[key]}" for key in old_keys)
+    elif module is not None:
+        layers, source = set(A1111_MODULES[module]), f"{controlnet} Module: {module}"
+    else:
+        return
+    mode, note = mode_drawing(frozenset(layers))
+    result.fields["draw_mode"] = mode
+    if note:
+        result.notes.append(f"{source}: {note}")
 
 
 def read_png_infotext(source: str | Path | bytes) -> str:

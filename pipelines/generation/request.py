@@ -19,9 +19,12 @@ from pipelines.errors import ValidationError, shown
 from pipelines.files import save_image, write_text
 from pipelines.generation.metadata import png_text
 from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
+from pipelines.pose.draw import DrawMode, parse_conditioning_mode
 from pipelines.pose.keypoints import PoseResult
 
 MAX_SEED = 999_999_999_999_999
+CONDITIONING_FILE_NAME = "conditioning.png"  # beside the samples of every run and sweep
+POSE_FILE_NAME = "pose.json"
 SIZE_MULTIPLE = 8  # the VAE's downscale factor: latents must tile the image exactly
 
 
@@ -55,13 +58,14 @@ REQUEST_BOUNDS: dict[str, Bounds] = {
     "seed": Bounds(0, MAX_SEED, integer=True, special=-1, special_meaning="random"),
     "width": Bounds(64, 2048, integer=True),
     "height": Bounds(64, 2048, integer=True),
+    "control_guidance_start": Bounds(0, 1),
     "control_guidance_end": Bounds(0, 1),
 }
 # Request fields a draft replaces with its recipe's own (pipelines/generation/draft.py); a sweep over them
 # in Draft mode means nothing.
 DRAFT_FIXED_FIELDS = ("scheduler", "num_inference_steps", "guidance_scale")
 OPTIONAL_FIELDS = ("width", "height")  # None: the SDXL bucket nearest the pose's aspect ratio
-FLAG_FIELDS = ("include_hands", "include_face", "thick_lines")
+FLAG_FIELDS = ("thick_lines",)
 
 
 @dataclass
@@ -78,9 +82,9 @@ class GenerationRequest:
     seed: int = -1  # -1 draws one; sample k uses seed + k
     width: int | None = None  # None (both): the SDXL bucket nearest the pose's aspect ratio
     height: int | None = None
-    control_guidance_end: float = 1.0
-    include_hands: bool = False
-    include_face: bool = False
+    control_guidance_start: float = 0.0  # the fraction of the steps after which the ControlNet starts
+    control_guidance_end: float = 1.0  # ... and after which it stops; 0: no ControlNet guidance at all
+    draw_mode: str = DrawMode.BODY_POSE.value  # what the conditioning draws: one of CONDITIONING_MODES
     thick_lines: bool = True
     draft: bool = False  # a quick few-step look (SDXL-Lightning LoRA; fixed steps, sampler and guidance)
 
@@ -105,6 +109,8 @@ class GenerationRequest:
             value = getattr(self, name)
             if value is not None and value % SIZE_MULTIPLE:
                 raise ValidationError(f"{name} must be a multiple of {SIZE_MULTIPLE} (got {value})")
+        _check_guidance_window(self.control_guidance_start, self.control_guidance_end)
+        parse_conditioning_mode(self.draw_mode)
         for name in FLAG_FIELDS:
             if not isinstance(getattr(self, name), bool):
                 raise ValidationError(f"{name} must be true or false (got {shown(getattr(self, name))})")
@@ -145,6 +151,21 @@ def _check_bounds(name: str, value: object, bounds: Bounds) -> None:
         raise ValidationError(f"{name} must be {bounds.describe()} (got {shown(value)})")
 
 
+def _check_guidance_window(start: float, end: float) -> None:
+    """Start and end together: the ControlNet guides from `start` to `end` (fractions of the steps), so start
+    comes first; an end of 0 means no ControlNet guidance (as the hosted API has it), with no start."""
+    if end == 0 and start != 0:
+        raise ValidationError(
+            f"control_guidance_start must be 0 when control_guidance_end is 0 (no ControlNet guidance) "
+            f"(got start {start:g})"
+        )
+    if end != 0 and start >= end:
+        raise ValidationError(
+            f"control_guidance_start ({start:g}) must be below control_guidance_end ({end:g}): the "
+            "ControlNet guides from the start to the end of that window"
+        )
+
+
 def resolve_seed(seed: int) -> int:
     """-1 draws a fresh seed (leaving room for seed + k of every sample); anything else is kept."""
     return secrets.randbelow(MAX_SEED + 1 - REQUEST_BOUNDS["samples"].high) if seed == -1 else seed
@@ -172,6 +193,9 @@ class GenerationResult:
     parameters: dict[str, Any]  # the request with seed, width and height resolved
     models: dict[str, str] = field(default_factory=dict)  # preset and model ids, for the metadata
     runtime: dict[str, str] = field(default_factory=dict)  # device, dtype, speed levers, pose provider
+    # The OpenPose JSON of the pose drawn, at the output size (drawing it gives the conditioning); None when
+    # the pose was a skeleton image.
+    pose: dict | None = None
 
     def sample_file_name(self, index: int) -> str:
         return f"sample-{index + 1}-seed-{self.seeds[index]}.png"
@@ -179,7 +203,8 @@ class GenerationResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "images": [self.sample_file_name(index) for index in range(len(self.images))],
-            "conditioning": "conditioning.png",
+            "conditioning": CONDITIONING_FILE_NAME,
+            "pose": POSE_FILE_NAME if self.pose is not None else None,
             "seeds": self.seeds,
             "timings": self.timings,
             "parameters": self.parameters,
@@ -188,8 +213,9 @@ class GenerationResult:
         }
 
     def save(self, out_dir: str | Path) -> list[Path]:
-        """Write the samples as PNGs carrying a "parameters" text chunk, the conditioning image and
-        result.json into `out_dir`, each atomically (pipelines.files); returns the sample paths."""
+        """Write the samples as PNGs carrying a "parameters" text chunk, the conditioning image, pose.json
+        (when there is a pose) and result.json into `out_dir`, each atomically (pipelines.files); returns the
+        sample paths."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -197,6 +223,8 @@ class GenerationResult:
             path = out / self.sample_file_name(index)
             save_image(image, path, pnginfo=png_text(self.parameters, seed, self.models))
             paths.append(path)
-        save_image(self.conditioning, out / "conditioning.png")
+        save_image(self.conditioning, out / CONDITIONING_FILE_NAME)
+        if self.pose is not None:
+            write_text(out / POSE_FILE_NAME, json.dumps(self.pose) + "\n")
         write_text(out / "result.json", json.dumps(self.to_json(), indent=2) + "\n")
         return paths

@@ -47,9 +47,9 @@ REPEATED_BLOCKS = ["BasicTransformerBlock"]
 
 class IdleSkippingControlNet(ControlNetModel):
     """A ControlNetModel whose forward does nothing when its effective scale is 0 (controlnet_scale 0, or a
-    step past control_guidance_end): the stock pipeline still runs the whole network and multiplies its
-    residuals by 0. Returning no residuals makes the UNet skip the additions of zeros, so the result is the
-    same; it stays a ControlNetModel for the pipeline's isinstance checks."""
+    step outside control_guidance_start..end): the stock pipeline still runs the whole network and multiplies
+    its residuals by 0. Returning no residuals makes the UNet skip the additions of zeros, so the result is
+    the same; it stays a ControlNetModel for the pipeline's isinstance checks."""
 
     def forward(
         self,
@@ -223,7 +223,7 @@ LEVERS: tuple[Lever, ...] = (
     Lever(
         "skip_idle_controlnet",
         "skip_idle_controlnet",
-        "no ControlNet forward when its effective scale is 0 (scale 0, or past control_guidance_end)",
+        "no ControlNet forward when its effective scale is 0 (scale 0, or outside the guidance start..end)",
         True,
         (False,),
         (True,),

@@ -26,13 +26,16 @@ from pipelines.errors import Cancelled, UserError, ValidationError
 from pipelines.files import save_image, write_text
 from pipelines.generation.metadata import png_text
 from pipelines.generation.request import (
+    CONDITIONING_FILE_NAME,
     DRAFT_FIXED_FIELDS,
+    POSE_FILE_NAME,
     REQUEST_BOUNDS,
     GenerationRequest,
     PoseInput,
     resolve_seed,
 )
 from pipelines.generation.schedulers import SCHEDULERS
+from pipelines.pose.draw import CONDITIONING_MODES, DrawMode
 from pipelines.settings import ENV_PREFIX, Settings
 
 if TYPE_CHECKING:  # the engine (torch) loads on first use; the page imports this module before that
@@ -123,6 +126,17 @@ def _read_scheduler(token: str) -> list[Any]:
     raise _ItemError(f"is not a scheduler; {hint}choose from: {', '.join(SCHEDULERS)}")
 
 
+def _read_draw_mode(token: str) -> list[Any]:
+    """A pose draw mode in any case; a mask mode is refused saying what it is for."""
+    names = ", ".join(mode.value for mode in CONDITIONING_MODES)
+    mode = next((mode for mode in DrawMode if mode.value == token.casefold()), None)
+    if mode is None:
+        raise _ItemError(f"is not a draw mode; choose from: {names}")
+    if mode not in CONDITIONING_MODES:
+        raise _ItemError(f"is a mask for inpainting, not OpenPose conditioning; choose from: {names}")
+    return [mode.value]
+
+
 @dataclass(frozen=True)
 class Axis:
     """One parameter a sweep can vary."""
@@ -149,7 +163,9 @@ AXES: dict[str, Axis] = {
         Axis("guidance_scale", "Guidance scale", _numbers, "3, 5.5, 7.5"),
         Axis("controlnet_scale", "ControlNet scale", _numbers, "0.5-1 (+0.25)"),
         Axis("seed", "Seed", _whole_numbers, "1, 2, 3, 4"),
+        Axis("control_guidance_start", "ControlNet start", _numbers, "0-0.5 (+0.25)"),
         Axis("control_guidance_end", "ControlNet end", _numbers, "1-0.5 (-0.25)"),
+        Axis("draw_mode", "Draw mode", _read_draw_mode, "full-pose, body-pose"),
         # Prompt S/R: the first value is a term of the prompt, and each value replaces it in turn.
         Axis("prompt", "Prompt S/R", _read_term, "red, blue, green"),
     )
@@ -390,8 +406,9 @@ class SweepCellResult:
     cell: SweepCell
     image: Image.Image
     parameters: dict[str, Any]  # the resolved request of this one image (its own seed)
-    conditioning: Image.Image  # the pose image of its batch (the same for every cell)
+    conditioning: Image.Image  # the pose image of its batch (the same for every cell but a draw-mode axis)
     models: dict[str, str]
+    pose: dict | None = None  # the OpenPose JSON of the pose drawn (GenerationResult.pose)
 
 
 def run_sweep(
@@ -430,7 +447,7 @@ def run_sweep(
         for index, image, seed in zip(batch, generated.images, generated.seeds, strict=True):
             parameters = {**generated.parameters, "samples": 1, "seed": seed}
             finished = SweepCellResult(
-                plan.cells[index], image, parameters, generated.conditioning, generated.models
+                plan.cells[index], image, parameters, generated.conditioning, generated.models, generated.pose
             )
             result.add(finished)
             if on_cell is not None:
@@ -439,7 +456,6 @@ def run_sweep(
 
 
 GRID_FILE_NAME = "grid.png"
-CONDITIONING_FILE_NAME = "conditioning.png"
 SWEEP_FILE_NAME = "sweep.json"
 
 
@@ -450,7 +466,9 @@ class SweepResult:
     plan: SweepPlan
     images: list[Image.Image | None]
     parameters: list[dict[str, Any] | None]  # per cell: the resolved request of its image
-    conditioning: Image.Image | None = None  # the pose image every cell was conditioned on
+    # The pose image of the first cell done: every cell's, unless draw mode is an axis.
+    conditioning: Image.Image | None = None
+    pose: dict | None = None  # the OpenPose JSON of the pose drawn, the same for every cell
     models: dict[str, str] = dataclasses.field(default_factory=dict)  # for the PNG metadata
     cancelled: bool = False
     error: str | None = None  # why a cell failed, ending the sweep early (the cells before it are kept)
@@ -460,10 +478,12 @@ class SweepResult:
         return sum(image is not None for image in self.images)
 
     def add(self, finished: SweepCellResult) -> None:
-        """Record a finished cell: its image and parameters, and the conditioning and models it shares."""
+        """Record a finished cell: its image and parameters, and the pose, conditioning and models it shares
+        with the others (the first cell's conditioning is kept)."""
         index = finished.cell.index
         self.images[index], self.parameters[index] = finished.image, finished.parameters
-        self.conditioning, self.models = finished.conditioning, finished.models
+        self.conditioning = self.conditioning or finished.conditioning
+        self.pose, self.models = finished.pose, finished.models
 
     def grid(self) -> Image.Image | None:
         """The labelled grid, grey where a cell is not done; None while no cell is."""
@@ -491,6 +511,7 @@ class SweepResult:
             **plan.to_json(),
             "grid": GRID_FILE_NAME if self.done else None,
             "conditioning": CONDITIONING_FILE_NAME if self.conditioning else None,
+            "pose": POSE_FILE_NAME if self.pose is not None else None,
             "models": self.models,
             "cancelled": self.cancelled,
             "error": self.error,
@@ -500,8 +521,8 @@ class SweepResult:
 
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write grid.png, each finished cell as a PNG carrying its own parameters (the engine's metadata),
-        conditioning.png and sweep.json into `out_dir`, each atomically; returns the image paths, grid
-        first."""
+        conditioning.png, pose.json (when the pose was not a skeleton image) and sweep.json into `out_dir`,
+        each atomically; returns the image paths, grid first."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -513,6 +534,8 @@ class SweepResult:
                 paths.append(save_image(image, out / self.cell_file_name(cell), pnginfo=metadata))
         if self.conditioning is not None:
             save_image(self.conditioning, out / CONDITIONING_FILE_NAME)
+        if self.pose is not None:
+            write_text(out / POSE_FILE_NAME, json.dumps(self.pose) + "\n")
         write_text(out / SWEEP_FILE_NAME, json.dumps(self.to_json(), indent=2) + "\n")
         return paths
 

@@ -11,11 +11,14 @@ from typing import Any
 
 # name -> the submodule that defines it
 EXPORTS = {
+    "CONDITIONING_MODES": "draw",
     "MODES": "draw",
     "DrawMode": "draw",
     "draw_conditioning": "draw",
     "draw_overlay": "draw",
     "draw_pose": "draw",
+    "label_boxes": "draw",
+    "parse_conditioning_mode": "draw",
     "parse_mode": "draw",
     "PoseEstimator": "estimator",
     "VISIBILITY_THRESHOLD": "keypoints",

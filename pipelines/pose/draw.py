@@ -15,8 +15,9 @@ from enum import Enum
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-from pipelines.errors import ValidationError
+from pipelines.errors import ValidationError, shown
 from pipelines.pose.keypoints import Person, PoseResult, is_visible
 
 
@@ -42,17 +43,20 @@ class Layer(str, Enum):
 class ModeSpec:
     layers: tuple[Layer, ...]  # drawn in this order, each for every person
     overlay_opacity: float  # masks are blended so the photo stays visible under them
+    conditioning: bool  # an OpenPose picture a ControlNet reads; masks are exports for inpainting
 
 
 MODES: dict[DrawMode, ModeSpec] = {
-    DrawMode.FULL_POSE: ModeSpec((Layer.BODY, Layer.HANDS, Layer.FACE), 1.0),
-    DrawMode.BODY_POSE: ModeSpec((Layer.BODY,), 1.0),
-    DrawMode.FACE_POSE: ModeSpec((Layer.FACE,), 1.0),
-    DrawMode.HAND_POSE: ModeSpec((Layer.HANDS,), 1.0),
-    DrawMode.FACE_HAND_MASK: ModeSpec((Layer.FACE_MASK, Layer.HAND_MASK), 0.5),
-    DrawMode.FACE_MASK: ModeSpec((Layer.FACE_MASK,), 0.5),
-    DrawMode.HAND_MASK: ModeSpec((Layer.HAND_MASK,), 0.5),
+    DrawMode.FULL_POSE: ModeSpec((Layer.BODY, Layer.HANDS, Layer.FACE), 1.0, True),
+    DrawMode.BODY_POSE: ModeSpec((Layer.BODY,), 1.0, True),
+    DrawMode.FACE_POSE: ModeSpec((Layer.FACE,), 1.0, True),
+    DrawMode.HAND_POSE: ModeSpec((Layer.HANDS,), 1.0, True),
+    DrawMode.FACE_HAND_MASK: ModeSpec((Layer.FACE_MASK, Layer.HAND_MASK), 0.5, False),
+    DrawMode.FACE_MASK: ModeSpec((Layer.FACE_MASK,), 0.5, False),
+    DrawMode.HAND_MASK: ModeSpec((Layer.HAND_MASK,), 0.5, False),
 }
+# The modes a generation can be conditioned on, in MODES order.
+CONDITIONING_MODES: tuple[DrawMode, ...] = tuple(mode for mode, spec in MODES.items() if spec.conditioning)
 
 # OpenPose-18 limbs as (from, to) body indices; the first 17 of OpenPose's 19 are drawn (ControlNet's rule).
 LIMBS = (
@@ -201,6 +205,21 @@ def parse_mode(mode: DrawMode | str) -> DrawMode:
         raise ValidationError(f"Unknown draw mode {mode!r}; choose one of: {names}.") from None
 
 
+def parse_conditioning_mode(mode: object, name: str = "draw_mode") -> DrawMode:
+    """A mode a generation can be conditioned on; a mask mode is refused saying what it is for."""
+    allowed = ", ".join(m.value for m in CONDITIONING_MODES)
+    try:
+        parsed = DrawMode(mode)
+    except ValueError:
+        raise ValidationError(f"{name} must be one of: {allowed} (got {shown(mode)})") from None
+    if not MODES[parsed].conditioning:
+        raise ValidationError(
+            f"{name} {parsed.value!r} is a mask for inpainting, not OpenPose conditioning; "
+            f"use one of: {allowed}"
+        )
+    return parsed
+
+
 def _render(result: PoseResult, layers: tuple[Layer, ...], widths: Widths) -> np.ndarray:
     canvas = np.zeros((result.height, result.width, 3), np.uint8)
     for layer in layers:
@@ -222,27 +241,102 @@ def draw_pose(
 
 
 def draw_overlay(
-    image: np.ndarray, result: PoseResult, mode: DrawMode | str = DrawMode.FULL_POSE
+    image: np.ndarray, result: PoseResult, mode: DrawMode | str = DrawMode.FULL_POSE, numbered: bool = False
 ) -> np.ndarray:
-    """The pose drawn over the photo (for display); keypoints are fitted to the photo's size.
+    """The pose drawn over the photo (for display); keypoints are fitted to the photo's size. `numbered`:
+    with 2 or more people, each one's 1-based number on a label by their head (never in the conditioning).
 
     Costs two copies of the image (the drawing and the output); only the drawn pixels are blended.
     """
     spec = MODES[parse_mode(mode)]
     height, width = image.shape[:2]
-    drawing = _render(_at_size(result, (width, height)), spec.layers, Widths())
+    fitted = _at_size(result, (width, height))
+    drawing = _render(fitted, spec.layers, Widths())
     drawn = cv2.transform(drawing, np.ones((1, 3))) > 0  # any channel set; uint8 sums saturate, never wrap
     if spec.overlay_opacity < 1.0:
         blended = image[drawn] * (1.0 - spec.overlay_opacity) + drawing[drawn] * spec.overlay_opacity
         drawing[drawn] = blended.astype(np.uint8)
     np.copyto(drawing, image, where=~drawn[..., None])
+    if numbered and len(fitted.people) >= 2:
+        return _draw_numbers(drawing, fitted.people)
     return drawing
 
 
 def draw_conditioning(
-    result: PoseResult, size: tuple[int, int], hands: bool = False, face: bool = False, thick: bool = True
+    result: PoseResult, size: tuple[int, int], mode: DrawMode | str = DrawMode.BODY_POSE, thick: bool = True
 ) -> np.ndarray:
-    """ControlNet input at `size` (w, h): body, optional hands and face; strokes scaled as xinsir trained."""
-    layers = (Layer.BODY,) + (Layer.HANDS,) * hands + (Layer.FACE,) * face
+    """ControlNet input at `size` (w, h): exactly the layers of `mode` (a pose mode; a mask mode is a
+    ValidationError), strokes scaled as xinsir trained when `thick`."""
+    layers = MODES[parse_conditioning_mode(mode)].layers
     factor = width_factor(*size) if thick else 1
     return _render(_at_size(result, size), layers, Widths().scaled(factor))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Person numbers on the overlay
+
+HEAD_JOINTS = [0, 1, 14, 15, 16, 17]  # nose, neck, eyes, ears
+# Where a person's label goes, first that has a visible point: the head, any body joint, the face, a hand.
+LABEL_ANCHORS: tuple[tuple[str, list[int] | None], ...] = (
+    ("body", HEAD_JOINTS),
+    ("body", None),
+    ("face", None),
+    ("left_hand", None),
+    ("right_hand", None),
+)
+LABEL_TEXT_FRACTION = 0.04  # text height / the image's shorter side: readable when shown smaller
+LABEL_MIN_TEXT_PX = 12
+LABEL_BOX = (24, 24, 24)
+LABEL_TEXT = (255, 255, 255)
+
+
+def _label_font(width: int, height: int) -> ImageFont.FreeTypeFont:
+    size = max(LABEL_MIN_TEXT_PX, round(min(width, height) * LABEL_TEXT_FRACTION))
+    return ImageFont.load_default(size=size)
+
+
+def label_anchor(person: Person) -> tuple[float, float] | None:
+    """The top centre of the person's head (else of their highest visible points), or None if none is."""
+    for part, indices in LABEL_ANCHORS:
+        points = getattr(person, part) if indices is None else getattr(person, part)[indices]
+        visible = points[is_visible(points[:, 2], part)]
+        if len(visible):
+            return float(visible[:, 0].mean()), float(visible[:, 1].min())
+    return None
+
+
+def label_boxes(people: list[Person], width: int, height: int) -> list[tuple[int, int, int, int] | None]:
+    """Each person's label box (left, top, right, bottom) inside the image, just above their head (below
+    it when there is no room above); None for a person with no visible point."""
+    font = _label_font(width, height)
+    boxes: list[tuple[int, int, int, int] | None] = []
+    for number, person in enumerate(people, 1):
+        anchor = label_anchor(person)
+        if anchor is None:
+            boxes.append(None)
+            continue
+        left, top, right, bottom = font.getbbox(str(number), anchor="mm")
+        pad = font.size // 3
+        box_width, box_height = right - left + 2 * pad, bottom - top + 2 * pad
+        x, y = anchor
+        box_top = y - pad - box_height if y - pad - box_height >= 0 else y + pad
+        box_left = min(max(0, round(x - box_width / 2)), max(0, width - box_width))
+        box_top = min(max(0, round(box_top)), max(0, height - box_height))
+        boxes.append((box_left, box_top, box_left + box_width, box_top + box_height))
+    return boxes
+
+
+def _draw_numbers(image: np.ndarray, people: list[Person]) -> np.ndarray:
+    """White 1-based numbers on dark rounded boxes, one per person, by their head."""
+    height, width = image.shape[:2]
+    font = _label_font(width, height)
+    canvas = Image.fromarray(image)
+    draw = ImageDraw.Draw(canvas)
+    for number, box in enumerate(label_boxes(people, width, height), 1):
+        if box is None:
+            continue
+        left, top, right, bottom = box
+        draw.rounded_rectangle((left, top, right - 1, bottom - 1), radius=font.size // 3, fill=LABEL_BOX)
+        centre = ((left + right) / 2, (top + bottom) / 2)
+        draw.text(centre, str(number), fill=LABEL_TEXT, font=font, anchor="mm")
+    return np.asarray(canvas)

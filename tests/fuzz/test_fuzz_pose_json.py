@@ -38,7 +38,7 @@ def _check(result: PoseResult, mode: str) -> None:
     size = fit_within(result.width, result.height, DRAW_SIDE)
     drawing = draw_pose(result, mode, size=size)
     assert drawing.shape == (size[1], size[0], 3) and drawing.dtype == np.uint8
-    assert draw_conditioning(result, (64, 96), hands=True, face=True).shape == (96, 64, 3)
+    assert draw_conditioning(result, (64, 96), "full-pose").shape == (96, 64, 3)
     again = from_openpose_json(to_openpose_json(result), settings=SETTINGS)
     assert (again.width, again.height, len(again.people)) == (result.width, result.height, len(result.people))
 
