@@ -83,7 +83,7 @@ def test_only_the_documented_endpoints_are_public(client):
     names = {name: [parameter["parameter_name"] for parameter in endpoint["parameters"]]
              for name, endpoint in endpoints.items()}  # fmt: skip
     scales = ["guidance_scale", "controlnet_scale"]
-    sampler = ["scheduler", "num_inference_steps", *scales, "seed", "width", "height", "draft"]
+    sampler = ["scheduler", "num_inference_steps", *scales, "seed", "width", "height", "draft", "draw_mode"]
     assert names == {
         "/dwpose": ["image", "draw_mode"],
         "/generate": ["image", "prompt", "negative_prompt", "samples", *sampler],
@@ -183,7 +183,7 @@ def test_a_pose_without_people_says_so(client, tmp_path):
     empty.write_text(json.dumps({"canvas_width": 512, "canvas_height": 512, "people": []}))
     with pytest.raises(AppError) as error:
         generate(client, seed=1, image=handle_file(str(empty))).result(timeout=JOB_TIMEOUT_S)
-    assert str(error.value) == "No person was found in this image, so there is no pose to generate from."
+    assert str(error.value) == "There is no person in the pose, so there is nothing for the image to follow."
 
 
 def test_a_full_queue_says_busy_try_again(server, photo):

@@ -18,7 +18,7 @@ from typing import Any, get_type_hints
 import gradio as gr
 
 from pipelines.errors import NoPersonError, ValidationError
-from pipelines.generation.metadata import parse_infotext, read_png_infotext
+from pipelines.generation.metadata import RECORD_KEYS, parse_infotext, read_png_infotext
 from pipelines.generation.request import REQUEST_BOUNDS, GenerationRequest, GenerationResult, PoseInput
 from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
 from pipelines.pose import DrawMode
@@ -125,6 +125,12 @@ class SavedRun:
             for index, (path, seed) in enumerate(zip(self.samples, self.result.seeds, strict=True))
         ]
 
+    def api_items(self) -> list[tuple[str, str]]:
+        """/generate's samples, each captioned with its seed, as the hosted API's clients read them."""
+        return [
+            (str(path), f"seed {seed}") for path, seed in zip(self.samples, self.result.seeds, strict=True)
+        ]
+
     def state(self) -> dict[str, Any]:
         """What the page keeps of the run for "Use this seed" and "Send to panel"."""
         return {"seeds": self.result.seeds, "samples": [str(path) for path in self.samples]}
@@ -178,8 +184,9 @@ class GenerateHandlers:
         try:
             generation_request = panel_request(draw_mode=draw_mode, **panel)
             for kind, payload in self._events(upload, people, generation_request, progress, session, job):
-                if kind == "progress":
+                if kind == "progress":  # nothing to show: a point where Gradio may close this handler
                     step = payload
+                    yield {}
                 else:
                     yield {"gallery": payload}
             if not job.finished:
@@ -218,11 +225,11 @@ class GenerateHandlers:
             generation_request = request_of(width=width, height=height, draw_mode=draw_mode, **parameters)
             job = Job()
             for kind, payload in self._events(image, None, generation_request, progress, None, job):
-                if kind == "preview":
-                    yield {"images": payload}
+                # Every step yields: a client's cancel closes this handler there, which closes the GPU function.
+                yield {"images": payload} if kind == "preview" else {}
             if job.finished:
                 saved = self._save(job.result)
-                yield {"images": saved.sample_items(), "seeds": saved.result.seeds}
+                yield {"images": saved.api_items(), "seeds": saved.result.seeds}
 
     def _events(
         self,
@@ -333,8 +340,9 @@ class GenerateHandlers:
             outputs["width"] = gr.update(value=fields["width"], interactive=True)
             outputs["height"] = gr.update(value=fields["height"], interactive=True)
         notes = [*parsed.notes, *parsed.unreadable.values()]
-        if parsed.ignored:
-            notes.append(f"not used: {', '.join(parsed.ignored)}")
+        unused = [key for key in parsed.ignored if key not in RECORD_KEYS]
+        if unused:
+            notes.append(f"not used: {', '.join(unused)}")
         source = what or Path(path).name
         seed = f", seed {fields['seed']}" if "seed" in fields else ""
         outputs["status"] = f"✅ Settings from {source}{seed} are in the panel." + "".join(

@@ -22,6 +22,7 @@ from pipelines.generation.conditioning import conditioning_image, output_size
 from pipelines.pose import CONDITIONING_MODES, DrawMode, draw_overlay, draw_pose, parse_mode, to_openpose_json
 from ui.base import PROGRESS, RENDER_GROUP, UI_EVENT, Outputs, by_component, error_status
 from ui.base import user_facing_errors as api_errors
+from ui.components import raw_values
 from ui.studio import PoseStudio
 from ui.uploads import PreparedPose, UploadKind, display_size
 
@@ -75,8 +76,10 @@ class Look:
 
 
 def chosen(people: list[int] | None, count: int) -> list[int]:
-    """The ticked people that exist, in order (None: everyone)."""
-    return list(range(count)) if people is None else [index for index in people if 0 <= index < count]
+    """The ticked people that exist, in order (None, as a raw client may send: everyone)."""
+    if people is None:
+        return list(range(count))
+    return [index for index in people if type(index) is int and 0 <= index < count]
 
 
 class PoseHandlers:
@@ -274,12 +277,14 @@ class PosePanel:
             info="The pose modes are what the ControlNet gets; the masks are exports for inpainting.",
             elem_id="draw-mode",
         )
-        c["people"] = gr.CheckboxGroup(
-            label="People in the conditioning",
-            info="Numbered as in the preview; untick someone to leave them out of the image.",
-            type="value",
-            visible=False,
-            elem_id="people",
+        c["people"] = raw_values(  # None (a raw client's "no choice") reaches `chosen` as everyone
+            gr.CheckboxGroup(
+                label="People in the conditioning",
+                info="Numbered as in the preview; untick someone to leave them out of the image.",
+                type="value",
+                visible=False,
+                elem_id="people",
+            )
         )
         c["info"] = gr.Markdown(elem_id="pose-info")
         c["pose_size"] = gr.State()

@@ -23,22 +23,34 @@ def output_size(
     return sdxl_bucket(source_width, source_height)
 
 
+def conditioning_for(
+    pose: PoseResult | dict | np.ndarray,
+    draw_mode: str,
+    size: tuple[int | None, int | None] = (None, None),
+    thick_lines: bool = True,
+) -> tuple[np.ndarray, PoseResult | None]:
+    """The ControlNet input (HxWx3 uint8 RGB) for `pose` (a pose, its OpenPose JSON, or a skeleton image used
+    as it is) at `size` (w, h; None for the nearest bucket), and the pose it was drawn from, mapped onto that
+    size (None for a skeleton image). NoPersonError when there is nothing to follow."""
+    if isinstance(pose, np.ndarray):
+        width, height = output_size(*size, pose.shape[1], pose.shape[0])
+        skeleton = letterbox(pose, width, height)
+        if not skeleton.any():
+            raise NoPersonError(BLACK_SKELETON)
+        return skeleton, None
+    if not isinstance(pose, PoseResult):
+        pose = from_openpose_json(pose)
+    if not pose.people:
+        raise NoPersonError(NO_PERSON)
+    fitted = pose.fit_to(*output_size(*size, pose.width, pose.height))
+    return draw_conditioning(fitted, (fitted.width, fitted.height), draw_mode, thick=thick_lines), fitted
+
+
 def conditioning_image(
     pose: PoseResult | dict | np.ndarray,
     draw_mode: str,
     size: tuple[int | None, int | None] = (None, None),
     thick_lines: bool = True,
 ) -> np.ndarray:
-    """The ControlNet input (HxWx3 uint8 RGB) for `pose` (a pose, its OpenPose JSON, or a skeleton image used
-    as it is) at `size` (w, h; None for the nearest bucket). NoPersonError when there is nothing to follow."""
-    if isinstance(pose, np.ndarray):
-        width, height = output_size(*size, pose.shape[1], pose.shape[0])
-        skeleton = letterbox(pose, width, height)
-        if not skeleton.any():
-            raise NoPersonError(BLACK_SKELETON)
-        return skeleton
-    if not isinstance(pose, PoseResult):
-        pose = from_openpose_json(pose)
-    if not pose.people:
-        raise NoPersonError(NO_PERSON)
-    return draw_conditioning(pose, output_size(*size, pose.width, pose.height), draw_mode, thick=thick_lines)
+    """Just the image of `conditioning_for`: what the page previews."""
+    return conditioning_for(pose, draw_mode, size, thick_lines)[0]

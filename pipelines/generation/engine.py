@@ -22,11 +22,11 @@ from pipelines.errors import (
     Cancelled,
     GenerationError,
     ModelError,
-    NoPersonError,
     ValidationError,
     out_of_memory_kind,
 )
 from pipelines.generation import speed
+from pipelines.generation.conditioning import conditioning_for
 from pipelines.generation.draft import DRAFT, AdapterGate, adapter_switch, load_draft_lora
 from pipelines.generation.presets import (
     DRAFT_SOURCE,
@@ -49,12 +49,8 @@ from pipelines.generation.request import (  # re-exported: callers import the re
     resolve_seed,
 )
 from pipelines.generation.schedulers import SCHEDULERS
-from pipelines.images import letterbox, sdxl_bucket
 from pipelines.pose import (
     PoseEstimator,
-    PoseResult,
-    draw_conditioning,
-    from_openpose_json,
     parse_conditioning_mode,
     to_openpose_json,
 )
@@ -279,7 +275,9 @@ class GenerationEngine:
         started = time.perf_counter()
         request.validate()
         pose, pose_seconds = self._detect_if_photo(pose)
-        conditioning, drawn = self._conditioning(request, pose)
+        conditioning, drawn = conditioning_for(
+            pose, request.draw_mode, (request.width, request.height), request.thick_lines
+        )
         height, width = conditioning.shape[:2]
         seed = resolve_seed(request.seed)
         mode = parse_conditioning_mode(request.draw_mode).value  # its plain name, for the metadata
@@ -337,26 +335,6 @@ class GenerationEngine:
         if self._pose_estimator is None:
             self._pose_estimator = PoseEstimator.from_settings(self.settings)
         return self._pose_estimator
-
-    @staticmethod
-    def _conditioning(request: GenerationRequest, pose: PoseInput) -> tuple[np.ndarray, PoseResult | None]:
-        """The ControlNet input at exactly the output size (HxWx3 uint8), and the pose it was drawn from,
-        mapped onto that size (None for a skeleton image, used as it is)."""
-        if isinstance(pose, np.ndarray):
-            width, height = _output_size(request, pose.shape[1], pose.shape[0])
-            skeleton = letterbox(pose, width, height)
-            if not skeleton.any():
-                raise NoPersonError("The skeleton image is all black: there is no pose to follow.")
-            return skeleton, None
-        if not isinstance(pose, PoseResult):
-            pose = from_openpose_json(pose)
-        if not pose.people:
-            raise NoPersonError(
-                "There is no person in the pose, so there is nothing for the image to follow."
-            )
-        fitted = pose.fit_to(*_output_size(request, pose.width, pose.height))
-        size = (fitted.width, fitted.height)
-        return draw_conditioning(fitted, size, request.draw_mode, thick=request.thick_lines), fitted
 
     def _request_pipeline(self, request: GenerationRequest) -> StableDiffusionXLControlNetPipeline:
         """A pipeline object of this request alone: the shared weights, its own scheduler (the draft's in
@@ -483,12 +461,6 @@ def _parameters(resolved: GenerationRequest) -> dict[str, Any]:
     if resolved.draft:
         parameters["scheduler"] = DRAFT.scheduler_name
     return parameters
-
-
-def _output_size(request: GenerationRequest, source_width: int, source_height: int) -> tuple[int, int]:
-    if request.width is not None and request.height is not None:
-        return request.width, request.height
-    return sdxl_bucket(source_width, source_height)
 
 
 def _controlnet_schedule(request: GenerationRequest) -> dict[str, float]:

@@ -44,6 +44,7 @@ A1111_MODULES: dict[str, frozenset[Layer]] = {
     "openpose_hand": frozenset({Layer.BODY, Layer.HANDS}),
 }
 NO_MODULE = "none"
+RECORD_KEYS = ("Model", "VAE", "Version")  # what made the image, for the record: no setting to fill in
 DRAFT_KEY = "Draft"  # written only for Draft mode's images, whose sampler is the distillation's own
 # A "Key: value" pair of the last line; a value in double quotes may hold commas (A1111's own pattern).
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
