@@ -191,7 +191,9 @@ def test_a_sweep_cancelled_in_its_gpu_worker_keeps_the_cells_that_came_back(emul
     assert status == "Cancelled: 1 of 3 cells done (seeds from the Seed axis); the rest are grey."
     assert [caption for _, caption in cells] == ["Seed 1"]
     with zipfile.ZipFile(files[0]) as bundle:
-        assert sorted(bundle.namelist()) == ["cell-01-r1c1.png", "conditioning.png", "grid.png", "sweep.json"]
+        assert sorted(bundle.namelist()) == [
+            "cell-01-r1c1.png", "conditioning.png", "grid.png", "pose.json", "sweep.json"
+        ]  # fmt: skip
         assert json.loads(bundle.read("sweep.json"))["cancelled"] is True
     call, end = [record for record in _gpu_call_log(emulated_zerogpu) if record["event"] != "import"]
     assert (call["function"], end["outcome"], end["exitcode"]) == ("sweep_events", "closed", 0)
