@@ -138,3 +138,28 @@ def test_a_score_of_exactly_the_threshold_hides_body_points_but_keeps_feet_face_
         ("hand_right_keypoints_2d", 112),
     ]:
         assert exported[field][:3] == pytest.approx([coco_index, 1000 + coco_index, 0.3]), field
+
+
+def test_select_keeps_the_chosen_people_in_the_poses_order_and_names_a_missing_one():
+    standing = standing_result()
+    first = standing.people[0]
+    second = first.map_xy(0.5, 10.0, 20.0)
+    pose = PoseResult(standing.width, standing.height, [first, second])
+    assert pose.select([2]).people == [second]
+    assert pose.select([2, 1]).people == [first, second] == pose.select(range(1, 3)).people
+    assert (pose.select([1]).width, pose.select([1]).height) == (standing.width, standing.height)
+    assert len(to_openpose_json(pose.select([2]))["people"]) == 1  # what pose.json then holds
+    for numbers, message in (
+        ([], "Choose at least one person for the conditioning."),
+        ([3], "There is no person 3 in the pose: it has 2 people, numbered 1 to 2."),
+        ([1, 0], "There is no person 0 in the pose: it has 2 people, numbered 1 to 2."),
+        ([True], "There is no person True in the pose: it has 2 people, numbered 1 to 2."),
+        (["1"], "There is no person '1' in the pose: it has 2 people, numbered 1 to 2."),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            pose.select(numbers)
+        assert str(raised.value) == message
+    with pytest.raises(
+        ValidationError, match=r"^There is no person 2 in the pose: it has 1 person, numbered"
+    ):
+        standing.select([2])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -104,6 +105,23 @@ class PoseResult:
         offset_y = (height - self.height * scale) / 2
         people = [person.map_xy(scale, offset_x, offset_y) for person in self.people]
         return PoseResult(width=width, height=height, people=people)
+
+    def select(self, numbers: Iterable[int]) -> PoseResult:
+        """Only the people numbered `numbers` (1-based, as the overlay labels them), kept in the pose's own
+        order: what goes into the conditioning and its pose.json. ValidationError for an empty choice or a
+        number the pose lacks."""
+        chosen = list(numbers)
+        if not chosen:
+            raise ValidationError("Choose at least one person for the conditioning.")
+        count = len(self.people)
+        for number in chosen:
+            if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= count:
+                raise ValidationError(
+                    f"There is no person {shown(number)} in the pose: it has {count} "
+                    f"{'person' if count == 1 else 'people'}, numbered 1 to {count}."
+                )
+        people = [person for number, person in enumerate(self.people, 1) if number in chosen]
+        return PoseResult(width=self.width, height=self.height, people=people)
 
 
 def people_from_wholebody(keypoints: np.ndarray, scores: np.ndarray) -> list[Person]:
