@@ -22,12 +22,12 @@ from pipelines.errors import (
     Cancelled,
     GenerationError,
     ModelError,
-    NoPersonError,
     ValidationError,
     out_of_memory_kind,
 )
 from pipelines.generation import speed
 from pipelines.generation.draft import DRAFT, AdapterGate, adapter_switch, load_draft_lora
+from pipelines.generation.inputs import conditioning_for
 from pipelines.generation.presets import (
     DRAFT_SOURCE,
     PREVIEW_SOURCE,
@@ -49,15 +49,7 @@ from pipelines.generation.request import (  # re-exported: callers import the re
     resolve_seed,
 )
 from pipelines.generation.schedulers import SCHEDULERS
-from pipelines.images import letterbox, sdxl_bucket
-from pipelines.pose import (
-    PoseEstimator,
-    PoseResult,
-    draw_conditioning,
-    from_openpose_json,
-    parse_conditioning_mode,
-    to_openpose_json,
-)
+from pipelines.pose import PoseEstimator, parse_conditioning_mode, to_openpose_json
 from pipelines.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
@@ -279,7 +271,8 @@ class GenerationEngine:
         started = time.perf_counter()
         request.validate()
         pose, pose_seconds = self._detect_if_photo(pose)
-        conditioning, drawn = self._conditioning(request, pose)
+        drawn = conditioning_for(request, pose)
+        conditioning = drawn.image
         height, width = conditioning.shape[:2]
         seed = resolve_seed(request.seed)
         mode = parse_conditioning_mode(request.draw_mode).value  # its plain name, for the metadata
@@ -321,7 +314,7 @@ class GenerationEngine:
             parameters=_parameters(resolved),
             models=self.models,
             runtime=self.runtime,
-            pose=None if drawn is None else to_openpose_json(drawn),
+            pose=None if drawn.pose is None else to_openpose_json(drawn.pose),
         )
 
     def _detect_if_photo(self, pose: PoseInput) -> tuple[PoseInput, float]:
@@ -337,26 +330,6 @@ class GenerationEngine:
         if self._pose_estimator is None:
             self._pose_estimator = PoseEstimator.from_settings(self.settings)
         return self._pose_estimator
-
-    @staticmethod
-    def _conditioning(request: GenerationRequest, pose: PoseInput) -> tuple[np.ndarray, PoseResult | None]:
-        """The ControlNet input at exactly the output size (HxWx3 uint8), and the pose it was drawn from,
-        mapped onto that size (None for a skeleton image, used as it is)."""
-        if isinstance(pose, np.ndarray):
-            width, height = _output_size(request, pose.shape[1], pose.shape[0])
-            skeleton = letterbox(pose, width, height)
-            if not skeleton.any():
-                raise NoPersonError("The skeleton image is all black: there is no pose to follow.")
-            return skeleton, None
-        if not isinstance(pose, PoseResult):
-            pose = from_openpose_json(pose)
-        if not pose.people:
-            raise NoPersonError(
-                "There is no person in the pose, so there is nothing for the image to follow."
-            )
-        fitted = pose.fit_to(*_output_size(request, pose.width, pose.height))
-        size = (fitted.width, fitted.height)
-        return draw_conditioning(fitted, size, request.draw_mode, thick=request.thick_lines), fitted
 
     def _request_pipeline(self, request: GenerationRequest) -> StableDiffusionXLControlNetPipeline:
         """A pipeline object of this request alone: the shared weights, its own scheduler (the draft's in
@@ -483,12 +456,6 @@ def _parameters(resolved: GenerationRequest) -> dict[str, Any]:
     if resolved.draft:
         parameters["scheduler"] = DRAFT.scheduler_name
     return parameters
-
-
-def _output_size(request: GenerationRequest, source_width: int, source_height: int) -> tuple[int, int]:
-    if request.width is not None and request.height is not None:
-        return request.width, request.height
-    return sdxl_bucket(source_width, source_height)
 
 
 def _controlnet_schedule(request: GenerationRequest) -> dict[str, float]:
