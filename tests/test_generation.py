@@ -263,6 +263,16 @@ def test_sample_k_uses_seed_plus_k_and_reproduces_alone(engine, pose, monkeypatc
     assert np.abs(pixels(batch.images[0]) - pixels(batch.images[1])).mean() > 5  # seeds really differ
 
 
+def test_a_samples_request_makes_it_again_alone(engine, pose):
+    """ "Send to panel" from a sample: its seed and every parameter as it ran."""
+    asked = request(samples=2, seed=50, draw_mode="full-pose", control_guidance_start=0.25)
+    batch = engine.generate(asked, pose)
+    again = batch.sample_request(1)
+    assert again == dataclasses.replace(asked, samples=1, seed=51)
+    alone = engine.generate(again, pose)
+    assert np.abs(pixels(batch.images[1]) - pixels(alone.images[0])).max() <= 1  # 8-bit rounding at most
+
+
 def test_same_seed_same_image_and_random_seed_is_drawn(engine, pose):
     first = engine.generate(request(seed=7), pose)
     again = engine.generate(request(seed=7), pose)

@@ -144,6 +144,10 @@ def test_draft_runs_the_recipe_and_changes_the_images(engine, pose):
     assert draft.parameters["scheduler"] == "Euler trailing" and draft.parameters["draft"] is True
     assert engine.runtime["draft"].startswith("SDXL-Lightning 4-step LoRA (")
     assert np.abs(pixels(full.images)[0] - pixels(draft.images)[0]).mean() > 5
+    # Sent back to the panel: a draft again, with the default scheduler in place of the recipe's sampler.
+    again = draft.sample_request(0)
+    assert (again.draft, again.scheduler, again.seed, again.samples) == (True, "Euler a", draft.seeds[0], 1)
+    assert np.array_equal(pixels(engine.generate(again, pose).images)[0], pixels(draft.images)[0])
 
 
 def test_the_lora_itself_changes_the_draft(engine, folders, pose):

@@ -432,6 +432,10 @@ def test_a_run_fills_every_cell_with_one_seed_and_saves_its_parameters(engine, p
     assert json.loads((tmp_path / "pose.json").read_text()) == to_openpose_json(
         pose.fit_to(RUN_SIZE, RUN_SIZE)
     )
+    # "Send to panel" from a cell: the request that makes that cell alone.
+    assert result.cell_request(3) == dataclasses.replace(
+        plan.cells[3].request, width=RUN_SIZE, height=RUN_SIZE, samples=1
+    )
     # same seed, different guidance: the cells differ, so each really ran with its own parameters
     first, second = (np.asarray(image, dtype=np.int16) for image in result.images[:2])
     assert np.abs(first - second).mean() > 1
@@ -476,6 +480,8 @@ def test_cancel_stops_the_grid_and_keeps_the_done_cells(engine, pose) -> None:
     result = run_sweep(engine, plan, pose, on_cell=lambda cell: cancel.set(), cancel=cancel)
     assert result.cancelled and result.done == 1
     assert result.images[0] is not None and result.images[1:] == [None, None]
+    with pytest.raises(ValidationError, match=r"^cell 2 of the sweep has no image yet: there is nothing to"):
+        result.cell_request(1)
     grid = np.asarray(result.grid())
     layout = grid_layout(plan, (RUN_SIZE, RUN_SIZE), (RUN_SIZE, RUN_SIZE))  # with the pose
     for left, top, right, bottom in layout.cells[1:]:

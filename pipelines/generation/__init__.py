@@ -21,6 +21,7 @@ EXPORTS = {
     "PoseInput": "request",
     "PreviewCallback": "request",
     "ProgressCallback": "request",
+    "request_from_parameters": "request",
     "resolve_seed": "request",
     "PNG_TEXT_KEY": "metadata",
     "infotext": "metadata",

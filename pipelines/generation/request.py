@@ -166,6 +166,17 @@ def _check_guidance_window(start: float, end: float) -> None:
         )
 
 
+def request_from_parameters(parameters: Mapping[str, Any], **changes: Any) -> GenerationRequest:
+    """The validated request that makes an image again from its saved parameters (GenerationResult's, a
+    sweep cell's, result.json's), with `changes` on top: what "send to panel" puts back. A draft records its
+    recipe's sampler, which is no scheduler of the panel's and which a draft does not use: it becomes the
+    default one, so the request validates and runs as the same draft."""
+    values = {**parameters, **changes}
+    if values.get("draft") and values.get("scheduler") not in SCHEDULERS:
+        values["scheduler"] = DEFAULT_SCHEDULER
+    return GenerationRequest.from_values(values)
+
+
 def resolve_seed(seed: int) -> int:
     """-1 draws a fresh seed (leaving room for seed + k of every sample); anything else is kept."""
     return secrets.randbelow(MAX_SEED + 1 - REQUEST_BOUNDS["samples"].high) if seed == -1 else seed
@@ -199,6 +210,10 @@ class GenerationResult:
 
     def sample_file_name(self, index: int) -> str:
         return f"sample-{index + 1}-seed-{self.seeds[index]}.png"
+
+    def sample_request(self, index: int) -> GenerationRequest:
+        """The request that makes sample `index` alone again: its own seed, one sample."""
+        return request_from_parameters(self.parameters, seed=self.seeds[index], samples=1)
 
     def to_json(self) -> dict[str, Any]:
         return {

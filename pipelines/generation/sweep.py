@@ -33,6 +33,7 @@ from pipelines.generation.request import (
     REQUEST_BOUNDS,
     GenerationRequest,
     PoseInput,
+    request_from_parameters,
     resolve_seed,
 )
 from pipelines.generation.schedulers import SCHEDULERS
@@ -489,6 +490,13 @@ class SweepResult:
     def grid(self) -> Image.Image | None:
         """The labelled grid, grey where a cell is not done; None while no cell is."""
         return render_grid(self.plan, self.images, self.conditioning) if self.done else None
+
+    def cell_request(self, index: int) -> GenerationRequest:
+        """The request that makes cell `index` (row-major) again alone; ValidationError if it is not done."""
+        parameters = self.parameters[index]
+        if parameters is None:
+            raise ValidationError(f"cell {index + 1} of the sweep has no image yet: there is nothing to take")
+        return request_from_parameters(parameters)
 
     def cell_file_name(self, cell: SweepCell) -> str:
         return f"cell-{cell.index + 1:02d}-r{cell.row + 1}c{cell.column + 1}.png"
