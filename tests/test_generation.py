@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +26,7 @@ from pipelines.generation import (
     Photo,
 )
 from pipelines.generation.engine import resolve_dtype
+from pipelines.generation.inputs import conditioning_for
 from pipelines.generation.schedulers import build_scheduler
 from pipelines.generation.tiny import SDXL_SCHEDULER_CONFIG
 from pipelines.images import letterbox, load_image, sdxl_bucket
@@ -38,6 +42,7 @@ from pipelines.pose.draw import BODY_COLORS, FACE_COLOR, HAND_BONE_COLORS, HAND_
 from pipelines.settings import Settings
 from tests.pose_samples import SAMPLE_PHOTO, needs_sample_photo, standing_crop
 
+REPO = Path(__file__).resolve().parents[1]
 SIZE = 64  # small enough for seconds per test; 64 px = an 8x8 latent, still three UNet levels
 
 
@@ -302,6 +307,27 @@ def test_conditioning_is_the_draw_mode_and_thickness(engine, pose, mode):
     expected = draw_conditioning(pose, (SIZE, SIZE), mode, thick=False)
     assert np.array_equal(np.asarray(result.conditioning), expected) and expected.any()
     assert result.parameters["draw_mode"] == mode
+
+
+@pytest.mark.parametrize("mode", [mode.value for mode in CONDITIONING_MODES])
+def test_a_preview_with_conditioning_for_is_the_conditioning_the_engine_uses(engine, pose, mode):
+    """At the bucket size with thick strokes, as the page runs: the preview's drawing and the gallery's
+    conditioning are one function's output, pixel for pixel, and pose.json is its pose."""
+    bucket = request(draw_mode=mode, width=None, height=None, num_inference_steps=1)
+    preview = conditioning_for(bucket, pose)
+    result = engine.generate(bucket, pose)
+    assert preview.image.shape == (1152, 896, 3)
+    assert np.array_equal(np.asarray(result.conditioning), preview.image)
+    assert result.pose == to_openpose_json(preview.pose)
+
+
+def test_conditioning_for_needs_no_torch():
+    code = (
+        "import sys; from pipelines.generation.inputs import conditioning_for; "
+        "print(sorted(name for name in ('torch', 'diffusers', 'onnxruntime') if name in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr
 
 
 def test_full_pose_conditioning_has_hands_and_face_and_body_pose_has_neither(engine, pose):

@@ -8,12 +8,14 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from pipelines.errors import GenerationError, ValidationError
 from pipelines.generation import PNG_TEXT_KEY, GenerationEngine, GenerationRequest
 from pipelines.generation.sweep import (
     GRID_BACKGROUND,
+    GRID_MAX_CELL_PX,
+    GRID_MAX_SIDE_PX,
     GRID_PLACEHOLDER,
     SweepCellResult,
     SweepProgress,
@@ -23,13 +25,14 @@ from pipelines.generation.sweep import (
     render_grid,
     run_sweep,
 )
-from pipelines.pose import PoseResult, from_openpose_json
+from pipelines.pose import PoseResult, draw_conditioning, from_openpose_json, to_openpose_json
 from pipelines.settings import Settings
 from tests.app_helpers import REPO, run_out_of_memory_from_the_nth_unet_call
 
 SETTINGS = Settings(preset="tiny", pose_models="tiny")
 REQUEST = GenerationRequest(prompt="a dancer in a red coat", num_inference_steps=2, width=128, height=128)
 RUN_SIZE = 64  # the runs below: an 8x8 latent, seconds on a CPU
+STANDING = from_openpose_json((REPO / "assets" / "poses" / "standing.json").read_bytes())
 
 
 @pytest.mark.parametrize(
@@ -47,6 +50,9 @@ RUN_SIZE = 64  # the runs below: an 8x8 latent, seconds on a CPU
         ("seed", "7-9 [1]", [7]),
         ("scheduler", "euler A,  ddim", ["Euler a", "DDIM"]),
         ("Prompt S/R", 'red, "blue, green", gold', ["red", "blue, green", "gold"]),
+        ("control_guidance_start", "0-0.5 (+0.25)", [0.0, 0.25, 0.5]),
+        ("draw_mode", "Full-Pose, body-pose,hand-pose", ["full-pose", "body-pose", "hand-pose"]),
+        ("Draw mode", "face-pose", ["face-pose"]),
     ],
 )
 def test_value_text_reads_lists_ranges_and_names(axis: str, text: str, values: list) -> None:
@@ -93,6 +99,18 @@ def test_value_text_reads_lists_ranges_and_names(axis: str, text: str, values: l
             "1-3 [5]",
             'X values: "1-3 [5]" — item 1 ("1-3 [5]") repeats values: '
             "at most 3 whole numbers lie from 1 to 3",
+        ),
+        (
+            "draw_mode",
+            "full-pose, face-mask",
+            'X values: "full-pose, face-mask" — item 2 ("face-mask") is a mask for inpainting, not OpenPose '
+            "conditioning; choose from: full-pose, body-pose, face-pose, hand-pose",
+        ),
+        (
+            "draw_mode",
+            "skeleton",
+            'X values: "skeleton" — item 1 ("skeleton") is not a draw mode; choose from: full-pose, '
+            "body-pose, face-pose, hand-pose",
         ),
         (
             "seed",
@@ -145,6 +163,22 @@ def test_values_are_checked_by_the_request_validation() -> None:
     with pytest.raises(ValidationError) as error:
         plan_sweep(REQUEST, "num_inference_steps", "1-200 (+50)", settings=SETTINGS)
     assert str(error.value) == f'X values: item 1 ("1-200 (+50)") gives 101: {expected.value}'
+
+
+def test_a_guidance_start_at_or_after_the_end_is_refused_with_its_item() -> None:
+    ending = dataclasses.replace(REQUEST, control_guidance_end=0.5)
+    with pytest.raises(ValidationError) as error:
+        plan_sweep(ending, "control_guidance_start", "0, 0.25-0.75 (+0.25)", settings=SETTINGS)
+    assert str(error.value) == (
+        'X values: item 2 ("0.25-0.75 (+0.25)") gives 0.5: control_guidance_start (0.5) must be below '
+        "control_guidance_end (0.5): the ControlNet guides from the start to the end of that window"
+    )
+    plan = plan_sweep(
+        ending, "control_guidance_start", "0, 0.25", "draw_mode", "full-pose, hand-pose", settings=SETTINGS
+    )
+    assert [(c.request.control_guidance_start, c.request.draw_mode) for c in plan.cells] == [
+        (0.0, "full-pose"), (0.25, "full-pose"), (0.0, "hand-pose"), (0.25, "hand-pose"),
+    ]  # fmt: skip
 
 
 def test_the_same_axis_twice_is_refused() -> None:
@@ -256,6 +290,86 @@ def test_a_one_axis_grid_has_no_row_labels_and_wraps_long_values() -> None:
     assert grid.size == layout.size
 
 
+def _photo_like(index: int, size: int = 1024) -> Image.Image:
+    """Smooth colour with fine noise, deterministic: compresses about as a generated picture does."""
+    rng = np.random.default_rng(index)
+    field = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize(
+        (size, size), Image.BICUBIC
+    )
+    noise = rng.normal(0, 8, (size, size, 3))
+    return Image.fromarray(np.clip(np.asarray(field, np.float64) + noise, 0, 255).astype(np.uint8))
+
+
+def test_a_4x3_grid_of_1024_cells_fits_a_screen_with_the_cells_downscaled() -> None:
+    plan = plan_sweep(
+        REQUEST, "guidance_scale", "3, 5, 7, 9", "scheduler", "Euler a, DDIM, UniPC", settings=SETTINGS
+    )
+    images = [_photo_like(index) for index in range(12)]
+    conditioning = Image.fromarray(draw_conditioning(STANDING, (1024, 1024), "full-pose"))
+    grid = render_grid(plan, images, conditioning)
+    layout = grid_layout(plan, (1024, 1024), (1024, 1024))
+    assert grid.size == layout.size and max(grid.size) <= GRID_MAX_SIDE_PX
+    assert max(layout.cell_size) <= GRID_MAX_CELL_PX and layout.cell_size[0] == layout.cell_size[1]
+    pixels = np.asarray(grid)
+    for (left, top, right, bottom), image in zip(layout.cells, images, strict=True):
+        expected = image.resize(layout.cell_size, Image.Resampling.LANCZOS)
+        assert np.array_equal(pixels[top:bottom, left:right], np.asarray(expected))
+    # The pose, top left, above the Y labels and left of the X labels, with its caption.
+    left, top, right, bottom = layout.pose
+    assert right <= layout.cells[0][0] and bottom <= layout.cells[0][1]
+    assert abs(right - left - layout.cell_size[0] / 2) <= 0.5 and right - left == bottom - top  # half a cell
+    thumbnail = conditioning.resize((right - left, bottom - top), Image.Resampling.LANCZOS)
+    assert np.array_equal(pixels[top:bottom, left:right], np.asarray(thumbnail))
+    assert layout.pose_caption.text == "pose" and layout.pose_caption.box[3] <= top
+
+
+def test_a_long_row_of_cells_shrinks_them_until_the_grid_fits() -> None:
+    plan = plan_sweep(REQUEST, "seed", "1-16", settings=SETTINGS)
+    layout = grid_layout(plan, (1024, 1536))
+    assert max(layout.size) <= GRID_MAX_SIDE_PX and layout.cell_size[1] > layout.cell_size[0] >= 64
+    small = grid_layout(plan_sweep(REQUEST, "seed", "1-2", settings=SETTINGS), (128, 128))
+    assert small.cell_size == (128, 128)  # never upscaled
+
+
+def _ink_inside(grid: Image.Image, layout, font_size: int) -> None:
+    """Every text pixel lies inside its measured box: no caption is clipped or spills over another part."""
+    font = ImageFont.load_default(size=font_size)
+    draw = ImageDraw.Draw(grid)
+    texts = [layout.x_title, *layout.x_labels, *layout.y_labels]
+    for text in texts:
+        left, top, right, bottom = text.box
+        centre = ((left + right) / 2, (top + bottom) / 2)
+        ink = draw.multiline_textbbox(centre, text.text, font=font, anchor="mm", align="center")
+        assert left <= ink[0] and top <= ink[1] and ink[2] <= right and ink[3] <= bottom, text
+    free = np.ones(grid.size[::-1], bool)
+    for left, top, right, bottom in [*(text.box for text in texts), *layout.cells]:
+        free[top:bottom, left:right] = False
+    if layout.y_title is not None:
+        left, top, right, bottom = layout.y_title.box
+        free[top:bottom, left:right] = False
+    assert (np.asarray(grid)[free] == GRID_BACKGROUND).all()
+
+
+def test_long_captions_wrap_and_are_never_clipped() -> None:
+    long_words = "supercalifragilisticexpialidocious-scarlet-velvet-coat"
+    request = dataclasses.replace(REQUEST, prompt="a dancer in a red coat")
+    plan = plan_sweep(
+        request,
+        "prompt",
+        f"red, very long and winding scarlet with gold embroidery on the sleeves, {long_words}",
+        "control_guidance_start",
+        "0, 0.25",
+        settings=SETTINGS,
+    )
+    for size in ((128, 128), (1024, 1024)):
+        grid = render_grid(plan, [_photo_like(index, size[0]) for index in range(6)])
+        layout = grid_layout(plan, size)
+        assert grid.size == layout.size
+        assert all(text.text.count("\n") >= 1 for text in layout.x_labels[1:])
+        assert layout.x_labels[2].text.replace("\n", "") == long_words  # broken between letters, all kept
+        _ink_inside(grid, layout, layout.font_size)
+
+
 # --- Runs on the tiny preset ------------------------------------------------------------------------------
 
 
@@ -313,7 +427,11 @@ def test_a_run_fills_every_cell_with_one_seed_and_saves_its_parameters(engine, p
     assert (saved["x"]["values"], saved["y"]["values"]) == ([2.0, 9.0], ["Euler a", "DDIM"])
     assert [cell["parameters"]["seed"] for cell in saved["cells"]] == [seed] * 4
     grid = Image.open(paths[0])
-    assert grid.size == grid_layout(plan, (RUN_SIZE, RUN_SIZE)).size
+    assert grid.size == grid_layout(plan, (RUN_SIZE, RUN_SIZE), (RUN_SIZE, RUN_SIZE)).size  # with the pose
+    assert saved["pose"] == "pose.json" and saved["conditioning"] == "conditioning.png"
+    assert json.loads((tmp_path / "pose.json").read_text()) == to_openpose_json(
+        pose.fit_to(RUN_SIZE, RUN_SIZE)
+    )
     # same seed, different guidance: the cells differ, so each really ran with its own parameters
     first, second = (np.asarray(image, dtype=np.int16) for image in result.images[:2])
     assert np.abs(first - second).mean() > 1
@@ -359,7 +477,7 @@ def test_cancel_stops_the_grid_and_keeps_the_done_cells(engine, pose) -> None:
     assert result.cancelled and result.done == 1
     assert result.images[0] is not None and result.images[1:] == [None, None]
     grid = np.asarray(result.grid())
-    layout = grid_layout(plan, (RUN_SIZE, RUN_SIZE))
+    layout = grid_layout(plan, (RUN_SIZE, RUN_SIZE), (RUN_SIZE, RUN_SIZE))  # with the pose
     for left, top, right, bottom in layout.cells[1:]:
         assert (grid[top:bottom, left:right] == GRID_PLACEHOLDER).all()
     assert json.loads(json.dumps(result.to_json()))["cells_done"] == 1
@@ -431,6 +549,7 @@ def test_cli_writes_the_grid_the_cells_and_sweep_json(tmp_path, capsys) -> None:
         Image.open(tmp_path / "grid.png").size
         == grid_layout(
             plan_sweep(run_request(), "num_inference_steps", "1-2", "seed", "3, 4", settings=SETTINGS),
+            (64, 64),
             (64, 64),
         ).size
     )

@@ -17,7 +17,7 @@ from PIL import Image
 
 from pipelines.errors import GenerationError, ImageError
 from pipelines.generation import GenerationRequest
-from pipelines.generation.conditioning import conditioning_image
+from pipelines.generation.inputs import conditioning_for
 from pipelines.generation.inputs import is_openpose_skeleton
 from pipelines.images import load_image
 from pipelines.pose import DrawMode, draw_overlay, draw_pose, from_openpose_json, to_openpose_json
@@ -117,6 +117,15 @@ def look(draw_mode: str, **overrides) -> dict:
         "height": 96,
         "thick_lines": True,
     } | overrides
+
+
+def conditioning_image(pose, draw_mode: str, size: tuple[int, int], thick_lines: bool = True) -> np.ndarray:
+    """The engine's conditioning of `pose` for a request of this mode, size and strokes."""
+    width, height = size
+    request = GenerationRequest(
+        prompt="", draw_mode=draw_mode, width=width, height=height, thick_lines=thick_lines
+    )
+    return conditioning_for(request, pose).image
 
 
 def value(update):

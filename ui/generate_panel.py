@@ -225,7 +225,7 @@ class GenerateHandlers:
             generation_request = request_of(width=width, height=height, draw_mode=draw_mode, **parameters)
             job = Job()
             for kind, payload in self._events(image, None, generation_request, progress, None, job):
-                # Every step yields: a client's cancel closes this handler there, which closes the GPU function.
+                # Every step yields: a client's cancel closes this handler there, closing the GPU function.
                 yield {"images": payload} if kind == "preview" else {}
             if job.finished:
                 saved = self._save(job.result)

@@ -18,7 +18,9 @@ import gradio as gr
 import numpy as np
 
 from pipelines.errors import NoPersonError, UserError
-from pipelines.generation.conditioning import conditioning_image, output_size
+from pipelines.generation.inputs import conditioning_for
+from pipelines.generation.request import GenerationRequest
+from pipelines.images import sdxl_bucket
 from pipelines.pose import CONDITIONING_MODES, DrawMode, draw_overlay, draw_pose, parse_mode, to_openpose_json
 from ui.base import PROGRESS, RENDER_GROUP, UI_EVENT, Outputs, by_component, error_status
 from ui.base import user_facing_errors as api_errors
@@ -70,9 +72,12 @@ class Look:
     height: int | None = None
     thick_lines: bool = True
 
-    @property
-    def size(self) -> tuple[int | None, int | None]:
-        return (None, None) if self.auto_size else (self.width, self.height)
+    def request(self, draw_mode: DrawMode) -> GenerationRequest:
+        """The request a run would make, as far as its conditioning goes."""
+        width, height = (None, None) if self.auto_size else (self.width, self.height)
+        return GenerationRequest(
+            prompt="", draw_mode=draw_mode.value, width=width, height=height, thick_lines=self.thick_lines
+        )
 
 
 def chosen(people: list[int] | None, count: int) -> list[int]:
@@ -219,7 +224,7 @@ def _conditioning(prepared: PreparedPose, pose: Any, mode: DrawMode, look: Look)
         label = f"{DRAW_MODE_LABELS[mode]}: an inpainting mask to download; Generate needs a pose mode"
         return gr.update(value=draw_pose(pose, mode), label=label)
     source = prepared.image if pose is None else pose
-    image = conditioning_image(source, mode.value, look.size, look.thick_lines)
+    image = conditioning_for(look.request(mode), source).image
     height, width = image.shape[:2]
     what = "your skeleton, letterboxed" if pose is None else DRAW_MODE_LABELS[mode].lower()
     return gr.update(value=image, label=f"{CONDITIONING_LABEL}: {what}, {width}×{height}")
@@ -242,7 +247,7 @@ def _describe(prepared: PreparedPose, people: list[int] | None) -> str:
 
 def pose_size_bucket(pose_size: list[int] | None, width: int, height: int) -> tuple[int, int]:
     """The generation size the pose gives (its SDXL bucket), or `width`×`height` before any pose."""
-    return (width, height) if not pose_size else output_size(None, None, *pose_size)
+    return (width, height) if not pose_size else sdxl_bucket(*pose_size)
 
 
 @dataclass

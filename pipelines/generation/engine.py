@@ -26,8 +26,8 @@ from pipelines.errors import (
     out_of_memory_kind,
 )
 from pipelines.generation import speed
-from pipelines.generation.conditioning import conditioning_for
 from pipelines.generation.draft import DRAFT, AdapterGate, adapter_switch, load_draft_lora
+from pipelines.generation.inputs import conditioning_for
 from pipelines.generation.presets import (
     DRAFT_SOURCE,
     PREVIEW_SOURCE,
@@ -49,11 +49,7 @@ from pipelines.generation.request import (  # re-exported: callers import the re
     resolve_seed,
 )
 from pipelines.generation.schedulers import SCHEDULERS
-from pipelines.pose import (
-    PoseEstimator,
-    parse_conditioning_mode,
-    to_openpose_json,
-)
+from pipelines.pose import PoseEstimator, parse_conditioning_mode, to_openpose_json
 from pipelines.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
@@ -275,9 +271,8 @@ class GenerationEngine:
         started = time.perf_counter()
         request.validate()
         pose, pose_seconds = self._detect_if_photo(pose)
-        conditioning, drawn = conditioning_for(
-            pose, request.draw_mode, (request.width, request.height), request.thick_lines
-        )
+        drawn = conditioning_for(request, pose)
+        conditioning = drawn.image
         height, width = conditioning.shape[:2]
         seed = resolve_seed(request.seed)
         mode = parse_conditioning_mode(request.draw_mode).value  # its plain name, for the metadata
@@ -319,7 +314,7 @@ class GenerationEngine:
             parameters=_parameters(resolved),
             models=self.models,
             runtime=self.runtime,
-            pose=None if drawn is None else to_openpose_json(drawn),
+            pose=None if drawn.pose is None else to_openpose_json(drawn.pose),
         )
 
     def _detect_if_photo(self, pose: PoseInput) -> tuple[PoseInput, float]:

@@ -276,13 +276,6 @@ def parse_infotext(text: str) -> Infotext:
     return result
 
 
-def _read_drawn_layers(layers: frozenset[Layer], source: str, result: Infotext) -> None:
-    mode, note = mode_drawing(layers)
-    result.fields["draw_mode"] = mode
-    if note:
-        result.notes.append(f"{source}: {note}")
-
-
 def _read_controlnet(key: str, value: str, result: Infotext) -> str | None:
     """sd-webui-controlnet's unit text: "Module: ..., Model: ..., Weight: 1, ..., Guidance Start: 0,
     Guidance End: 1, ..."; returns its module when it is an OpenPose preprocessor (A1111_MODULES)."""

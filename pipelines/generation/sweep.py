@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import difflib
 import json
+import math
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -487,7 +488,7 @@ class SweepResult:
 
     def grid(self) -> Image.Image | None:
         """The labelled grid, grey where a cell is not done; None while no cell is."""
-        return render_grid(self.plan, self.images) if self.done else None
+        return render_grid(self.plan, self.images, self.conditioning) if self.done else None
 
     def cell_file_name(self, cell: SweepCell) -> str:
         return f"cell-{cell.index + 1:02d}-r{cell.row + 1}c{cell.column + 1}.png"
@@ -546,13 +547,20 @@ class SweepResult:
 GRID_BACKGROUND = (255, 255, 255)
 GRID_TEXT = (0, 0, 0)
 GRID_PLACEHOLDER = (160, 160, 160)  # a cell not generated (yet, or ever after a cancel)
+# The grid is for a screen; the cells at full size are the zip's. A cell's longest side is at most
+# GRID_MAX_CELL_PX, and cells shrink further so that the grid's longest side is at most GRID_MAX_SIDE_PX.
+GRID_MAX_CELL_PX = 512
+GRID_MAX_SIDE_PX = 2048
+GRID_MIN_CELL_PX = 32  # a grid too wide even at this cell size goes over GRID_MAX_SIDE_PX
+GRID_POSE_FRACTION = 0.5  # the pose thumbnail (top left corner) fits in this fraction of a cell
+GRID_POSE_CAPTION = "pose"
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 
 
 @dataclass(frozen=True)
 class GridText:
-    """A piece of text on the grid, centred in its box; lines already wrapped to the box."""
+    """A piece of text on the grid, centred in its box; lines already wrapped to fit the box."""
 
     box: Box
     text: str
@@ -564,64 +572,143 @@ class GridLayout:
 
     size: tuple[int, int]
     font_size: int
+    cell_size: tuple[int, int]  # a cell as drawn in the grid (the images downscaled to it)
     cells: tuple[Box, ...]  # row-major, like the plan's cells
     x_title: GridText
     x_labels: tuple[GridText, ...]
     y_title: GridText | None  # drawn turned a quarter left
     y_labels: tuple[GridText, ...]
+    pose: Box | None = None  # the pose thumbnail in the top left corner
+    pose_caption: GridText | None = None
 
 
 def _grid_font(cell_size: tuple[int, int]) -> ImageFont.FreeTypeFont:
-    """Text scales with the cells so labels stay readable at 128 px and at 1024 px."""
+    """Text scales with the cells so labels stay readable at 128 px and at 512 px."""
     return ImageFont.load_default(size=max(12, min(cell_size) // 16))
 
 
+_MEASURE = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+
+def text_size(text: str, font: ImageFont.FreeTypeFont) -> tuple[int, int]:
+    """The smallest box that holds the ink of `text` drawn centred in it, as the grid draws it (anchor "mm"
+    centres on the line metrics, not on the ink, so the box reaches as far as the ink does on either side)."""
+    left, top, right, bottom = _MEASURE.multiline_textbbox(
+        (0, 0), text, font=font, anchor="mm", align="center"
+    )
+    return math.ceil(2 * max(-left, right)), math.ceil(2 * max(-top, bottom))
+
+
 def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
-    """Words over lines no wider than `width`: long prompt S/R values stay inside their column."""
+    """Words over lines no wider than `width`; a word wider than that alone is broken between letters, so a
+    long prompt S/R value stays inside its column."""
     lines = [""]
-    for word in text.split():
-        if lines[-1] and font.getlength(f"{lines[-1]} {word}") > width:
-            lines.append(word)
+
+    def add(piece: str, joiner: str) -> None:
+        joined = f"{lines[-1]}{joiner}{piece}" if lines[-1] else piece
+        if lines[-1] and font.getlength(joined) > width:
+            lines.append(piece)
         else:
-            lines[-1] = f"{lines[-1]} {word}".strip()
+            lines[-1] = joined
+
+    for word in text.split():
+        if font.getlength(word) <= width:
+            add(word, " ")
+            continue
+        add(word[0], " ")
+        for letter in word[1:]:
+            add(letter, "")
     return "\n".join(lines)
 
 
-def grid_layout(plan: SweepPlan, cell_size: tuple[int, int]) -> GridLayout:
-    """The geometry and text of `plan`'s grid for cells of `cell_size` (width, height): X title and values
-    above the columns, Y title and values left of the rows."""
+def _fit(size: tuple[int, int], bound: tuple[float, float]) -> tuple[int, int]:
+    scale = min(bound[0] / size[0], bound[1] / size[1])
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def grid_layout(
+    plan: SweepPlan,
+    image_size: tuple[int, int],
+    pose_size: tuple[int, int] | None = None,
+    *,
+    max_cell_px: int = GRID_MAX_CELL_PX,
+    max_side_px: int = GRID_MAX_SIDE_PX,
+) -> GridLayout:
+    """The geometry and text of `plan`'s grid for images of `image_size` (width, height), with a pose
+    thumbnail of `pose_size` when given: cells downscaled to at most `max_cell_px`, and further until the
+    grid's longest side is at most `max_side_px` (unless cells would go below GRID_MIN_CELL_PX)."""
+    scale = min(1.0, max_cell_px / max(image_size))
+    while True:
+        cell = (max(1, round(image_size[0] * scale)), max(1, round(image_size[1] * scale)))
+        layout = _layout_at(plan, cell, pose_size)
+        over = max(layout.size) / max_side_px
+        if over <= 1 or max(cell) <= GRID_MIN_CELL_PX:
+            return layout
+        # The labels do not shrink with the cells: aim a little lower each time, so this ends.
+        scale = max(scale * min(1 / over, 0.98), GRID_MIN_CELL_PX / max(image_size))
+
+
+def _layout_at(plan: SweepPlan, cell_size: tuple[int, int], pose_size: tuple[int, int] | None) -> GridLayout:
+    """X title and values above the columns, Y title and values left of the rows, the pose top left; every
+    text area is measured with the font and grows to hold its wrapped text."""
     font = _grid_font(cell_size)
     width, height = cell_size
-    pad, gap, line = font.size // 2, max(2, font.size // 6), sum(font.getmetrics())
+    pad, gap = font.size // 2, max(2, font.size // 6)
 
     x_texts = [_wrap(label, font, width - 2 * pad) for label in plan.x.labels]
-    x_labels_height = max(text.count("\n") + 1 for text in x_texts) * line + pad
+    x_labels_height = max(text_size(text, font)[1] for text in x_texts) + pad
     y_texts = [_wrap(label, font, width) for label in plan.y.labels] if plan.y else []
-    y_rows = [row for text in y_texts for row in text.split("\n")]
-    y_labels_width = max((round(font.getlength(row)) + 2 * pad for row in y_rows), default=0)
+    y_sizes = [text_size(text, font) for text in y_texts]
+    y_labels_width = max((text_width + 2 * pad for text_width, _ in y_sizes), default=0)
+    row_heights = [max(height, text_height + 2 * pad) for _, text_height in y_sizes] or [height]
 
-    left = pad + (line + pad if plan.y else 0) + y_labels_width
-    top = pad + line + pad + x_labels_height
+    pose = _fit(pose_size, (width * GRID_POSE_FRACTION, height * GRID_POSE_FRACTION)) if pose_size else None
+    caption_height = text_size(GRID_POSE_CAPTION, font)[1] + pad if pose else 0
+    body_height = sum(row_heights) + gap * (len(row_heights) - 1)
+    y_title = _wrap(plan.y.axis.title, font, body_height) if plan.y else ""
+    y_title_width = text_size(y_title, font)[1] + pad if plan.y else 0
+    # The corner (above the Y labels, left of the X labels) holds the pose: it widens the label column.
+    left = pad + y_title_width + max(y_labels_width, (pose[0] + pad) if pose else 0)
+    columns_width = plan.columns * width + (plan.columns - 1) * gap
+    x_title = _wrap(plan.x.axis.title, font, columns_width)
+    x_title_height = text_size(x_title, font)[1]
+    top = pad + max(x_title_height + pad + x_labels_height, (pose[1] + caption_height + pad) if pose else 0)
+
+    x_title_top = top - x_labels_height - pad - x_title_height
     lefts = [left + column * (width + gap) for column in range(plan.columns)]
-    tops = [top + row * (height + gap) for row in range(plan.rows)]
-    right, bottom = lefts[-1] + width, tops[-1] + height
+    row_tops = [top + sum(row_heights[:row]) + row * gap for row in range(plan.rows)]
+    tops = [
+        row_top + (row_height - height) // 2
+        for row_top, row_height in zip(row_tops, row_heights, strict=True)
+    ]
+    right, bottom = lefts[-1] + width, row_tops[-1] + row_heights[-1]
+    pose_box = caption = None
+    if pose:
+        pose_left = left - pad - pose[0]
+        caption = GridText((pose_left, pad, left - pad, pad + caption_height), GRID_POSE_CAPTION)
+        pose_box = (pose_left, pad + caption_height, left - pad, pad + caption_height + pose[1])
     return GridLayout(
         size=(right + pad, bottom + pad),
         font_size=font.size,
+        cell_size=cell_size,
         cells=tuple(
             (lefts[cell.column], tops[cell.row], lefts[cell.column] + width, tops[cell.row] + height)
             for cell in plan.cells
         ),
-        x_title=GridText((left, pad, right, pad + line), plan.x.axis.title),
+        x_title=GridText((left, x_title_top, right, x_title_top + x_title_height), x_title),  # on its labels
         x_labels=tuple(
             GridText((x0, top - x_labels_height, x0 + width, top - pad // 2), text)
             for x0, text in zip(lefts, x_texts, strict=True)
         ),
-        y_title=GridText((pad, top, pad + line, bottom), plan.y.axis.title) if plan.y else None,
+        y_title=GridText((pad, top, pad + y_title_width, bottom), y_title) if plan.y else None,
         y_labels=tuple(
-            GridText((left - y_labels_width, tops[row], left - pad, tops[row] + height), text)
+            GridText(
+                (left - y_labels_width, row_tops[row], left - pad, row_tops[row] + row_heights[row]), text
+            )
             for row, text in enumerate(y_texts)
         ),
+        pose=pose_box,
+        pose_caption=caption,
     )
 
 
@@ -631,18 +718,29 @@ def _draw_text(draw: ImageDraw.ImageDraw, text: GridText, font: ImageFont.FreeTy
     draw.multiline_text(centre, text.text, fill=GRID_TEXT, font=font, anchor="mm", align="center")
 
 
-def render_grid(plan: SweepPlan, images: Sequence[Image.Image | None]) -> Image.Image:
-    """The labelled grid: `images` in row-major cell order, None for a cell not done (a grey placeholder).
-    At least one image must be there: the cells take its size."""
-    cell_size = next(image.size for image in images if image is not None)
-    layout, font = grid_layout(plan, cell_size), _grid_font(cell_size)
+def render_grid(
+    plan: SweepPlan,
+    images: Sequence[Image.Image | None],
+    conditioning: Image.Image | None = None,
+    **limits: int,
+) -> Image.Image:
+    """The labelled grid, sized for a screen (see `grid_layout`, which takes `limits`): `images` in
+    row-major cell order, None for a cell not done (a grey placeholder), and the pose `conditioning` as a
+    thumbnail top left when given. At least one image must be there: the cells take its size."""
+    image_size = next(image.size for image in images if image is not None)
+    layout = grid_layout(plan, image_size, conditioning.size if conditioning else None, **limits)
+    font = _grid_font(layout.cell_size)
     grid = Image.new("RGB", layout.size, GRID_BACKGROUND)
     draw = ImageDraw.Draw(grid)
     for (left, top, right, bottom), image in zip(layout.cells, images, strict=True):
         if image is None:
             draw.rectangle((left, top, right - 1, bottom - 1), fill=GRID_PLACEHOLDER)
         else:
-            grid.paste(image.convert("RGB"), (left, top))
+            grid.paste(_resized(image, layout.cell_size), (left, top))
+    if conditioning is not None and layout.pose is not None and layout.pose_caption is not None:
+        left, top, right, bottom = layout.pose
+        grid.paste(_resized(conditioning, (right - left, bottom - top)), (left, top))
+        _draw_text(draw, layout.pose_caption, font)
     for text in (layout.x_title, *layout.x_labels, *layout.y_labels):
         _draw_text(draw, text, font)
     if layout.y_title is not None:  # drawn upright on its own strip, then turned
@@ -651,6 +749,11 @@ def render_grid(plan: SweepPlan, images: Sequence[Image.Image | None]) -> Image.
         _draw_text(ImageDraw.Draw(title), GridText((0, 0, *title.size), layout.y_title.text), font)
         grid.paste(title.rotate(90, expand=True), (left, top))
     return grid
+
+
+def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    image = image.convert("RGB")
+    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
 
 
 # ---------------------------------------------------------------------------------------------------------

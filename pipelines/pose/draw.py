@@ -339,4 +339,4 @@ def _draw_numbers(image: np.ndarray, people: list[Person]) -> np.ndarray:
         draw.rounded_rectangle((left, top, right - 1, bottom - 1), radius=font.size // 3, fill=LABEL_BOX)
         centre = ((left + right) / 2, (top + bottom) / 2)
         draw.text(centre, str(number), fill=LABEL_TEXT, font=font, anchor="mm")
-    return np.asarray(canvas)
+    return np.array(canvas)  # writable, as the plain overlay is
