@@ -17,8 +17,7 @@ from PIL import Image
 
 from pipelines.errors import GenerationError, ImageError
 from pipelines.generation import GenerationRequest
-from pipelines.generation.inputs import conditioning_for
-from pipelines.generation.inputs import is_openpose_skeleton
+from pipelines.generation.inputs import conditioning_for, is_openpose_skeleton
 from pipelines.images import load_image
 from pipelines.pose import DrawMode, draw_overlay, draw_pose, from_openpose_json, to_openpose_json
 from pipelines.pose.draw import BODY_COLORS, FACE_COLOR, HAND_BONE_COLORS, LIMB_COLORS
