@@ -46,7 +46,7 @@ def grey_cells(grid: str, x_axis: str, x_values: str) -> list[bool]:
     plan = plan_sweep(GenerationRequest(prompt="a"), x_axis, x_values, settings=Settings())
     return [
         bool((pixels[top:bottom, left:right] == GRID_PLACEHOLDER).all())
-        for left, top, right, bottom in grid_layout(plan, (SIZE,) * 2).cells
+        for left, top, right, bottom in grid_layout(plan, (SIZE,) * 2, (SIZE,) * 2).cells
     ]
 
 
@@ -161,7 +161,7 @@ def test_sweep_endpoint_returns_the_grid_the_cells_and_their_seeds(client) -> No
     plan = plan_sweep(
         GenerationRequest(prompt="a dancer"), "guidance_scale", "2, 9", "seed", "5, 6", settings=Settings()
     )
-    assert Image.open(grid).size == grid_layout(plan, (SIZE, SIZE)).size
+    assert Image.open(grid).size == grid_layout(plan, (SIZE, SIZE), (SIZE, SIZE)).size  # with the pose
     assert [cell["caption"] for cell in cells] == [
         "Guidance scale 2 · Seed 5",
         "Guidance scale 9 · Seed 5",

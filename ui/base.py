@@ -82,6 +82,8 @@ def by_component(handler: Callable, components: Mapping[str, gr.components.Compo
     and gr.SelectData parameters and the names `inputs_kwargs` binds."""
 
     def keyed(outputs: Outputs) -> dict:
+        if not outputs:  # Gradio reads an empty dict as one value: "no change" is a skip of any one output
+            return {next(iter(components.values())): gr.skip()}
         return {components[name]: value for name, value in outputs.items()}
 
     if inspect.isgeneratorfunction(handler):
