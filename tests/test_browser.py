@@ -18,6 +18,7 @@ from tests.app_helpers import (
     fill_small_generation,
     running_app,
 )
+from tests.test_ui_handlers import hand_and_face_pixels
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -74,11 +75,16 @@ def status(page, selector: str = "#status") -> str:
     return page.inner_text(selector).strip()
 
 
-def wait_for_status(page, prefix: str, selector: str = "#status") -> str:
-    page.wait_for_function(
-        "([selector, prefix]) => document.querySelector(selector).innerText.trim().startsWith(prefix)",
-        arg=[selector, prefix],
-    )
+def wait_for_status(page, prefix: str, selector: str = "#status", old: str | None = None) -> str:
+    """The status line once it starts with `prefix` (and is no longer `old`, the text before the action)."""
+    try:
+        page.wait_for_function(
+            "([selector, prefix, old]) => { const text = document.querySelector(selector).innerText.trim();"
+            " return text.startsWith(prefix) && text !== old; }",
+            arg=[selector, prefix, old],
+        )
+    except playwright_api.TimeoutError:
+        pytest.fail(f"{selector} never started with {prefix!r}; it says {status(page, selector)!r}")
     return status(page, selector)
 
 
@@ -110,7 +116,9 @@ def test_generate_is_in_the_first_viewport_and_the_results_beside_the_controls(p
         preset = page.locator(f"#preset-{label}").bounding_box()
         assert preset["y"] + preset["height"] <= DESKTOP["height"]
     assert not page.locator("#downloads").is_visible()  # nothing to download yet: no empty box
+    page.click("#advanced button")
     assert page.locator("#width input[type=number]").is_disabled()  # the size comes from the pose
+    page.click("#advanced button")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "page-1440.png"))
 
@@ -130,22 +138,25 @@ def test_generate_is_in_the_first_viewport_and_the_results_beside_the_controls(p
 
 def test_the_galleries_conditioning_is_the_previews_pixel_for_pixel_in_every_pose_mode(page):
     load_preset_pose(page)
-    fill_small_generation(page, "a dancer on a stage", steps=1)
+    fill_small_generation(page, "a dancer on a stage", steps=1, size=512)  # hands big enough to see
     drawn = {}
     for mode, label in POSE_MODES.items():
-        old = page.get_attribute("#pose-conditioning img", "src")
         page.get_by_label(label, exact=True).check()
-        wait_for_new_image(page, "#pose-conditioning img", old)
+        page.wait_for_function(
+            "label => document.querySelector('#pose-conditioning').innerText.includes(label)",
+            arg=f"{label.lower()}, 512×512",
+        )
+        page.wait_for_timeout(300)  # the image of that label is in
         preview = image_at(page, "#pose-conditioning img")
+        before = status(page)
         page.click("#generate")
-        wait_for_status(page, "✅")
+        wait_for_status(page, "✅", old=before)
         conditioning = image_at(page, "#gallery .thumbnail-item img")
-        assert conditioning.shape == (128, 128, 3) and np.array_equal(conditioning, preview), mode
+        assert conditioning.shape == (512, 512, 3) and np.array_equal(conditioning, preview), mode
         drawn[mode] = preview
-    face_dots = {mode: int((image == 255).all(axis=2).sum()) for mode, image in drawn.items()}
-    hand_joints = {mode: int((image == (0, 0, 255)).all(axis=2).sum()) for mode, image in drawn.items()}
-    assert face_dots["full-pose"] > 0 and hand_joints["full-pose"] > 0
-    assert face_dots["body-pose"] == 0 and hand_joints["body-pose"] == 0
+    hands, face = hand_and_face_pixels(drawn["full-pose"])
+    assert hands > 0 and face > 0
+    assert hand_and_face_pixels(drawn["body-pose"]) == (0, 0)
     page.screenshot(path=str(ARTIFACTS / "conditioning-hands.png"))
 
 
@@ -206,7 +217,7 @@ def test_generate_then_selection_seed_send_to_panel_cancel_and_the_zip(page, tmp
     page.screenshot(path=str(ARTIFACTS / "after-generate-1440.png"))
 
     # The zip holds the pose used, the conditioning, the samples and the record.
-    zip_link = page.locator("#downloads a", has_text="zip").first
+    zip_link = page.locator("#downloads tr", has_text=".zip").locator("a").first
     archive = page.request.get(zip_link.get_attribute("href"))
     with zipfile.ZipFile(io.BytesIO(archive.body())) as bundle:
         names = set(bundle.namelist())
@@ -228,7 +239,7 @@ def test_generate_then_selection_seed_send_to_panel_cancel_and_the_zip(page, tmp
     assert not page.get_by_label("Randomise seed").is_checked()
 
     # A PNG dropped on the page fills the panel the same way.
-    sample = page.locator("#downloads a", has_text=f"seed-{seeds[0]}.png").first
+    sample = page.locator("#downloads tr", has_text=f"sample-1-seed-{seeds[0]}").locator("a").first
     png = tmp_path / "from-a-colleague.png"
     png.write_bytes(page.request.get(sample.get_attribute("href")).body())
     page.fill("#prompt textarea", "something else")
@@ -267,12 +278,13 @@ def test_several_people_are_numbered_and_chosen(page, tmp_path):
     both = image_at(page, "#pose-conditioning img")
     person_two = page.get_by_label("Person 2")
     assert person_two.is_checked()
-    old = page.get_attribute("#pose-conditioning img", "src")
     person_two.uncheck()
-    wait_for_new_image(page, "#pose-conditioning img", old)
+    # The summary and the preview come in one response: once it says so, the image is the new one.
+    page.wait_for_function(
+        "document.querySelector('#pose-info').innerText.includes('1 of 2 in the conditioning')"
+    )
     one = image_at(page, "#pose-conditioning img")
-    assert (one > 0).sum() < (both > 0).sum()
-    assert "1 of 2 in the conditioning" in page.inner_text("#pose-info")
+    assert 0 < (one > 0).sum() < (both > 0).sum()
     page.screenshot(path=str(ARTIFACTS / "two-people-1440.png"))
 
 

@@ -33,6 +33,16 @@ CSS = """
 #presets { align-items: center; gap: 6px; }
 #presets .presets-label { flex: 0 0 auto; min-width: 0; }
 #gallery .caption-label { white-space: normal; overflow: visible; }
+#gallery .grid-wrap.fixed-height { max-height: none; height: auto; }  /* every sample whole, no scroll */
+@media (min-width: 1024px) {
+  #main { display: grid; grid-template-columns: 5fr 7fr; column-gap: var(--layout-gap); align-items: start; }
+  #inputs { grid-column: 1; grid-row: 1; }
+  #controls { grid-column: 1; grid-row: 2; }
+  #results { grid-column: 2; grid-row: 1 / span 2; position: sticky; top: 8px; }  /* in view while tuning */
+}
+@media (max-width: 640px) {
+  #gallery .grid-container { --grid-cols: 1 !important; }  /* a phone: each sample at full width */
+}
 """
 THEME = gr.themes.Soft()
 PROVIDER_NAMES = {CUDA: "CUDA", CPU: "CPU"}
@@ -79,15 +89,18 @@ def create_demo(studio: PoseStudio) -> gr.Blocks:
             elem_id="title",
         )
         gr.Markdown(STAND_IN_BANNER, visible=studio.is_stand_in, elem_id="stand-in-banner")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5, min_width=340):
+        # Three columns laid out by CSS (see CSS): on a wide screen the inputs and then the other controls on
+        # the left and the results on the right; on a phone, one column: inputs, results, controls.
+        with gr.Row(equal_height=False, elem_id="main"):
+            with gr.Column(scale=5, min_width=340, elem_id="inputs"):
                 pose.inputs()
                 generation.prompt()
                 generation.buttons()
-                generation.controls(settings.max_samples)
-            with gr.Column(scale=7, min_width=340):
+            with gr.Column(scale=7, min_width=340, elem_id="results"):
                 pose.preview()
                 generation.results()
+            with gr.Column(scale=5, min_width=340, elem_id="controls"):
+                generation.controls(settings.max_samples)
         sweep.build(settings.sweep_max_cells)
         # Filled when the page loads, not when it is built: the line needs torch and onnxruntime, which are
         # imported after the first page is served (pipelines/preload.py); it is read again on every load.

@@ -196,7 +196,7 @@ class PoseHandlers:
             return {"image": draw_pose(prepared.pose, mode), "json": to_openpose_json(prepared.pose)}
 
 
-CONDITIONING_LABEL = "What the ControlNet gets"
+CONDITIONING_LABEL = "ControlNet input"
 
 
 def _source_size(prepared: PreparedPose) -> list[int]:
@@ -350,17 +350,20 @@ class PosePanel:
             ).then(show, [c["upload"], c["draw_mode"], *look], shown, **gpu, **UI_EVENT)
         c["upload"].clear(by_component(handlers.clear, self.shown), None, shown, queue=False, **UI_EVENT)
         c["detect_again"].change(show, [c["upload"], c["draw_mode"], *look], shown, **gpu, **UI_EVENT)
-        redraw_inputs = [c["upload"], c["draw_mode"], c["people"], *look]
-        for trigger in (c["draw_mode"].input, c["people"].input, *(component.input for component in look)):
-            trigger(
-                redraw,
-                redraw_inputs,
-                [*shown, c["detect_again"]],
-                concurrency_id=RENDER_GROUP,
-                concurrency_limit=None,
-                show_progress="hidden",
-                **UI_EVENT,
-            )
+        # One listener for every trigger: "always_last" then runs one redraw at a time per page, the last one
+        # last, so a stale redraw never lands after a newer one. `.change` also catches values set by
+        # handlers (Send to panel, Use Full pose, the size fields following the pose).
+        gr.on(
+            [c["draw_mode"].change, c["people"].change, *(component.change for component in look)],
+            redraw,
+            [c["upload"], c["draw_mode"], c["people"], *look],
+            [*shown, c["detect_again"]],
+            concurrency_id=RENDER_GROUP,
+            concurrency_limit=None,
+            trigger_mode="always_last",
+            show_progress="hidden",
+            **UI_EVENT,
+        )
 
     def api(self, gpu: dict, heavy: Callable[[Callable], Callable]) -> None:
         """/dwpose: the hosted API's signature; its outputs in a hidden row, a hidden trigger."""
