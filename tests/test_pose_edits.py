@@ -201,3 +201,13 @@ def test_grid_step_keeps_canvas_coordinates_exact_in_float32():
     assert edits.grid_step(640, 480) == 2.0**-13
     value = np.float32(1151.0 + 2.0**-12)
     assert float(value) == 1151.0 + 2.0**-12
+
+
+def test_add_person_next_to_the_standing_pose_shrinks_until_it_fits_beside_it():
+    # The standing person's box (hands spread) is 217.5..678.5 of 896: 217.5 px free on either side. At
+    # full size (461 wide) and 3/4 (345.75) nothing is free; at 1/2 (230.5) it still touches the other box,
+    # so it goes where it covers least: the left edge, feet on the template's floor line (y 1059.8).
+    pose = standing()
+    added = edits.add_person(pose, standing())
+    assert edits.person_box(added.people[1]) == (0.0, 576.0, 230.5, pytest.approx(1059.8, abs=1e-3))
+    assert added.people[0] == edits.select_people(pose, [0]).people[0]

@@ -198,30 +198,31 @@ def _overlap(
 
 
 def _free_spot(
-    size: tuple[float, float], canvas: tuple[int, int], others: list[tuple[float, float, float, float]]
-) -> tuple[float, tuple[float, float]]:
-    """(overlap with `others`, top-left) of the least covered place for a box of `size` on the canvas;
-    among equally free places, the one nearest the canvas centre."""
-    (width, height), (canvas_width, canvas_height) = size, canvas
+    size: tuple[float, float],
+    bottom: float,
+    canvas_width: int,
+    others: list[tuple[float, float, float, float]],
+) -> tuple[float, float]:
+    """(overlap with `others`, left) of the least covered place along the floor line `bottom` for a box of
+    `size`; among equally free places, the one nearest the canvas's centre line."""
+    width, height = size
     lefts = np.linspace(0, max(canvas_width - width, 0), ADD_POSITIONS)
-    tops = np.linspace(0, max(canvas_height - height, 0), ADD_POSITIONS)
     candidates = [
         (
-            _overlap((left, top, left + width, top + height), others),
-            math.hypot(left + width / 2 - canvas_width / 2, top + height / 2 - canvas_height / 2),
-            (float(left), float(top)),
+            _overlap((left, bottom - height, left + width, bottom), others),
+            abs(left + width / 2 - canvas_width / 2),
+            left,
         )
         for left in lefts
-        for top in tops
     ]
-    overlap, _, corner = min(candidates)
-    return overlap, corner
+    overlap, _, left = min(candidates)
+    return overlap, float(left)
 
 
 def add_person(pose: PoseResult, template: PoseResult, max_people: int | None = None) -> PoseResult:
-    """The pose with the template's first person added last: fitted to this canvas as a photo would be, and
-    placed where it covers no one else's box; when no such place exists at full size, at 3/4 or 1/2 size,
-    and failing that at full size where it covers the least."""
+    """The pose with the template's first person added last: fitted to this canvas as a photo would be, feet
+    where the template has them, and placed sideways where it covers no one else's box. When no such place
+    exists at full size, it shrinks to 3/4 and then 1/2; failing that, it goes where it covers the least."""
     cap = Settings.from_env().max_pose_people if max_people is None else max_people
     if len(pose.people) >= cap:
         raise ValidationError(
@@ -238,13 +239,14 @@ def add_person(pose: PoseResult, template: PoseResult, max_people: int | None = 
     size = (box[2] - box[0], box[3] - box[1])
     placements = []
     for scale in ADD_SCALES:
-        overlap, corner = _free_spot((size[0] * scale, size[1] * scale), (pose.width, pose.height), others)
-        placements.append((overlap, scale, corner))
+        overlap, left = _free_spot((size[0] * scale, size[1] * scale), box[3], pose.width, others)
+        placements.append((overlap, -scale, left))
         if overlap == 0:
             break
-    overlap, scale, (left, top) = placements[-1] if placements[-1][0] == 0 else placements[0]
-    origin = np.array([box[0], box[1]])
-    placed = _map_visible(fitted, step, lambda xy: (xy - origin) * scale + np.array([left, top]))
+    _, scale, left = min(placements)
+    scale = -scale
+    origin = np.array([box[0], box[3]])
+    placed = _map_visible(fitted, step, lambda xy: (xy - origin) * scale + np.array([left, box[3]]))
     return PoseResult(pose.width, pose.height, [*select_people(pose, range(len(pose.people))).people, placed])
 
 
