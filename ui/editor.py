@@ -62,6 +62,7 @@ HISTORY_STEPS = 100  # undo steps kept in the browser
 SCALE_STEP = 1.1  # Larger / Smaller scale the selected person by this factor
 MAX_HEIGHT_VH = 72  # the canvas is at most this share of the window's height
 EMPTY_CANVAS = (1024, 1024)  # the canvas shown before any pose is loaded
+HIT_PX = 9  # a joint can be grabbed up to this many screen pixels beyond its drawn edge
 PHOTO_MAX_SIDE = 1024  # the faint background photo is sent at most this size
 PHOTO_JPEG_QUALITY = 80
 
@@ -72,6 +73,9 @@ BODY_NAMES = (
 )  # fmt: skip
 # Feet are not in the OpenPose drawing; each foot point takes its ankle's colour (left: 13, right: 10).
 FOOT_ANKLES = (13, 13, 13, 10, 10, 10)
+# Joints drawn later lie on top: body joints above the hand roots and feet that share their places, so a
+# wrist grabbed is the body's wrist.
+DRAWING_ORDER = ("face", "left_hand", "right_hand", "feet", "body")
 # Which `draw.Widths` field sizes each part's joints.
 RADIUS_OF = {
     "body": "joint_radius",
@@ -115,11 +119,13 @@ def _tables() -> dict[str, Any]:
         "widths": asdict(draw.Widths()),
         "width_steps": draw.WIDTH_STEPS_PX,
         "radius_of": RADIUS_OF,
+        "drawing_order": DRAWING_ORDER,
         "body_names": BODY_NAMES,
         "significand_bits": edits.FLOAT32_SIGNIFICAND_BITS,
         "history": HISTORY_STEPS,
         "scale_step": SCALE_STEP,
         "max_height_vh": MAX_HEIGHT_VH,
+        "hit_px": HIT_PX,
         "empty_canvas": EMPTY_CANVAS,
     }
 

@@ -119,7 +119,7 @@ function render() {
         T.hand_bones.forEach(([start, end], index) => bone(group, person, part, start, end, T.hand_bone_colors[index], width('hand_bone_thickness')));
       }
     }
-    for (const part of PARTS) {
+    for (const part of T.drawing_order) {
       if (!partShown(part)) continue;
       const values = points(person, part);
       for (let index = 0; index < T.parts[part].size; index += 1) {
@@ -132,9 +132,18 @@ function render() {
       }
     }
   });
+  sizeHitAreas();
   drawSelection();
   refreshControls();
 }
+
+// Joints are small on screen; a transparent stroke makes each one T.hit_px screen pixels wide to grab.
+function sizeHitAreas() {
+  const matrix = svg.getScreenCTM();
+  const scale = matrix ? Math.hypot(matrix.a, matrix.b) : 0;
+  if (scale > 0) layer.style.setProperty('--pe-hit', `${(2 * T.hit_px) / scale}px`);
+}
+new ResizeObserver(sizeHitAreas).observe(svg);
 
 function personBox(person) {
   let box = null;
