@@ -33,10 +33,15 @@ def standing() -> PoseResult:
     return from_openpose_json(STANDING_TEMPLATE.read_bytes())
 
 
-def build_app() -> gr.Blocks:
-    """Only the editor, plus what a page does with it: show the pose the server got, load a pose, ask
-    whether there are unsaved edits."""
+def build_app(changes: list[dict]) -> gr.Blocks:
+    """Only the editor, plus what a page does with it: show the pose the server got (each one also appended
+    to `changes`), load a pose, ask whether there are unsaved edits."""
     settings = Settings()
+
+    def receive(value: dict) -> str:
+        changes.append(value)
+        return json.dumps(value)
+
     photo = photo_data_url(synthetic_photo(448, 576))
     with gr.Blocks() as demo:
         panel = create_editor(standing(), background=photo, settings=settings)
@@ -44,7 +49,7 @@ def build_app() -> gr.Blocks:
         unsaved = gr.Textbox(elem_id="unsaved", label="Unsaved edits")
         load = gr.Button("Load the standing pose", elem_id="load")
         ask = gr.Button("Unsaved?", elem_id="ask")
-        panel.html.change(lambda value: json.dumps(value), inputs=panel.html, outputs=received)
+        panel.html.change(receive, inputs=panel.html, outputs=received)
         load.click(lambda: load_pose(standing(), photo, settings), outputs=panel.load_outputs)
         ask.click(
             lambda value, loaded: str(unsaved_edits(value, loaded, settings)),
@@ -54,9 +59,12 @@ def build_app() -> gr.Blocks:
     return demo
 
 
+CHANGES: list[dict] = []  # every pose the page's change handler got, in order
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    demo = build_app()
+    demo = build_app(CHANGES)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
@@ -172,8 +180,11 @@ def test_dragging_body_joint_4_moves_only_that_joint_by_the_canvas_distance(edit
     assert before == 0 and editor.received() == ""
     loaded = load_pose(standing(), settings=Settings())[1]
     start = editor.centre(0, "body", 4)
+    changes_before = len(CHANGES)
     editor.drag(start, 0, -60)
     pose = editor.wait_received("")
+    editor.page.wait_for_timeout(500)
+    assert len(CHANGES) == changes_before + 1  # one drag, one change event, however many moves
     step = grid_step(*CANVAS)
     old = loaded["people"][0]["pose_keypoints_2d"]
     new = pose["people"][0]["pose_keypoints_2d"]

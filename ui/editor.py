@@ -10,6 +10,7 @@ Interface for the page (build it inside the page's `gr.Blocks`):
   canvas_height, people; hidden points 0, 0, 0). `panel.html.change(fn, inputs=panel.html, ...)` fires when an
   edit is committed (a drag ends, a tool answers, undo, redo, reset); read the pose with
   `editor_pose(value, settings)` (checked and clipped like any uploaded JSON; `.note` says what was clipped).
+  It fires once per committed edit, and also after `load_pose` (Gradio fires change for any new value).
 - `panel.loaded` (gr.State): the pose last loaded, for `unsaved_edits`.
 - Load a pose (history starts again, Reset comes back to it): an event with `outputs=panel.load_outputs`
   returning `load_pose(pose, background)`; `pose` is a PoseResult, an OpenPose JSON dict or None (an empty

@@ -1,7 +1,9 @@
 // The pose editor's browser side. Runs once per page as gr.HTML's js_on_load, with `element`, `props`,
 // `trigger`, `server` and `watch` from Gradio. `T` (tables from Python: parts, colours, bones, names) is put
-// in front of this file by ui/editor.py. Drags run here at display rate; the pose goes to the server (props.value
-// + trigger('change')) only when a drag ends. Person and joint tools ask the server (server.edit_pose).
+// in front of this file by ui/editor.py. Drags run here at display rate; the pose goes to the server only when a
+// drag ends: setting props.value is enough, as Gradio 6.31's HTML component dispatches 'change' itself whenever
+// its value changes (calling trigger('change') as well ran the page's handlers twice). Person and joint tools
+// ask the server (server.edit_pose).
 const NS = 'http://www.w3.org/2000/svg';
 const root = element.querySelector('#pose-editor');
 const svg = root.querySelector('svg.pe-canvas');
@@ -210,8 +212,7 @@ function commit(next, note = '') {
 }
 
 function publish(note = '') {
-  props.value = clone(pose);
-  trigger('change');
+  props.value = clone(pose);  // Gradio sends it and fires the component's change event
   render();
   setStatus(note);
 }
