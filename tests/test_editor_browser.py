@@ -298,3 +298,47 @@ def test_moving_and_scaling_a_person_and_reset_and_load(editor):
     editor.page.click("#load")
     editor.page.wait_for_function("document.querySelector('#pose-editor').dataset.undo === '0'")
     assert editor.page.is_disabled(f'{EDITOR} [data-tool="undo"]')
+
+
+def test_raising_the_right_arm_and_carrying_the_hand_along(editor):
+    """Toward "waving with the right hand": elbow out, wrist up, then the whole hand dragged to the wrist
+    (Drag: whole hand), each step one undoable edit. Screenshots of each step."""
+    loaded = load_pose(standing(), settings=Settings())[1]
+    across, down = editor.scale()
+    step = grid_step(*CANVAS)
+
+    def to_screen(dx: float, dy: float) -> tuple[int, int]:
+        return round(dx / across), round(dy / down)
+
+    body = loaded["people"][0]["pose_keypoints_2d"]
+    elbow, wrist = (body[9], body[10]), (body[12], body[13])
+    before = editor.received()
+    editor.drag(editor.centre(0, "body", 3), *to_screen(250 - elbow[0], 260 - elbow[1]))
+    before = json.dumps(editor.wait_received(before))
+    editor.shot("wave-1-elbow-out")
+    wrist_move = to_screen(230 - wrist[0], 110 - wrist[1])
+    editor.drag(editor.centre(0, "body", 4), *wrist_move)
+    raised = editor.wait_received(before)
+    editor.shot("wave-2-wrist-up")
+    new_wrist = raised["people"][0]["pose_keypoints_2d"][12:14]
+    assert new_wrist == [
+        pytest.approx(wrist[0] + wrist_move[0] * across, abs=step),
+        pytest.approx(wrist[1] + wrist_move[1] * down, abs=step),
+    ]
+    # The right hand still hangs where the wrist was; drag it (by a fingertip) up to the new wrist.
+    editor.page.select_option(f"{EDITOR} select.pe-drag-mode", "part")
+    hand = raised["people"][0]["hand_right_keypoints_2d"]
+    editor.drag(editor.centre(0, "right_hand", 12), *wrist_move)
+    carried = editor.wait_received(json.dumps(raised))
+    moved_hand = carried["people"][0]["hand_right_keypoints_2d"]
+    for index in range(21):
+        x, y, score = hand[index * 3 : index * 3 + 3]
+        assert moved_hand[index * 3 : index * 3 + 3] == [
+            pytest.approx(x + wrist_move[0] * across, abs=step),
+            pytest.approx(y + wrist_move[1] * down, abs=step),
+            score,
+        ]
+    for field in ("pose_keypoints_2d", "face_keypoints_2d", "hand_left_keypoints_2d"):
+        assert carried["people"][0][field] == raised["people"][0][field]
+    editor.shot("wave-3-hand-carried")
+    assert editor.attribute("data-undo") == "3"

@@ -77,6 +77,7 @@ FOOT_ANKLES = (13, 13, 13, 10, 10, 10)
 # Joints drawn later lie on top: body joints above the hand roots and feet that share their places, so a
 # wrist grabbed is the body's wrist.
 DRAWING_ORDER = ("face", "left_hand", "right_hand", "feet", "body")
+HAND_PARTS = ("left_hand", "right_hand")  # drawn with bones, shown or hidden together
 # Which `draw.Widths` field sizes each part's joints.
 RADIUS_OF = {
     "body": "joint_radius",
@@ -121,6 +122,7 @@ def _tables() -> dict[str, Any]:
         "width_steps": draw.WIDTH_STEPS_PX,
         "radius_of": RADIUS_OF,
         "drawing_order": DRAWING_ORDER,
+        "hand_parts": HAND_PARTS,
         "body_names": BODY_NAMES,
         "significand_bits": edits.FLOAT32_SIGNIFICAND_BITS,
         "history": HISTORY_STEPS,

@@ -12,8 +12,9 @@ const photo = svg.querySelector('.pe-photo');
 const layer = svg.querySelector('.pe-people');
 const statusLine = root.querySelector('.pe-status');
 const hiddenList = root.querySelector('.pe-hidden');
+const dragMode = root.querySelector('.pe-drag-mode');
 const PARTS = Object.keys(T.parts);
-const HINT = 'Drag a joint to move it, a limb to move its person; click a person to select it.';
+const HINT = 'Drag a joint to move it (or its whole hand, face or feet: see Drag), a limb to move its person; click a person to select it.';
 
 const clone = (value) => JSON.parse(JSON.stringify(value));
 const emptyPose = () => ({ version: T.version, canvas_width: T.empty_canvas[0], canvas_height: T.empty_canvas[1], people: [] });
@@ -93,7 +94,7 @@ function bone(group, person, part, start, end, colour, width) {
 
 function partShown(part) {
   if (part === 'face') return shown.face;
-  if (part === 'left_hand' || part === 'right_hand') return shown.hands;
+  if (T.hand_parts.includes(part)) return shown.hands;
   return true;
 }
 
@@ -115,21 +116,22 @@ function render() {
   bonesAt = new Map();
   pose.people.forEach((_, person) => {
     const group = make('g', { class: 'pe-person', 'data-person': person }, layer);
-    T.limbs.forEach(([start, end], limb) => bone(group, person, 'body', start, end, T.limb_colors[limb], 2 * width('limb_half_width')));
-    if (shown.hands) {
-      for (const part of ['left_hand', 'right_hand']) {
-        T.hand_bones.forEach(([start, end], index) => bone(group, person, part, start, end, T.hand_bone_colors[index], width('hand_bone_thickness')));
-      }
-    }
+    const limbs = make('g', { class: 'pe-limbs' }, group);
+    T.limbs.forEach(([start, end], limb) => bone(limbs, person, 'body', start, end, T.limb_colors[limb], 2 * width('limb_half_width')));
+    // One group per part, in drawing order, so a whole hand (or face, or feet) can be dragged as one.
     for (const part of T.drawing_order) {
       if (!partShown(part)) continue;
+      const partGroup = make('g', { class: 'pe-part', 'data-group': part }, group);
+      if (T.hand_parts.includes(part)) {
+        T.hand_bones.forEach(([start, end], index) => bone(partGroup, person, part, start, end, T.hand_bone_colors[index], width('hand_bone_thickness')));
+      }
       const values = points(person, part);
       for (let index = 0; index < T.parts[part].size; index += 1) {
         if (!visible(person, part, index)) continue;
         const circle = make('circle', {
           class: 'pe-joint', 'data-person': person, 'data-part': part, 'data-index': index,
           cx: values[index * 3], cy: values[index * 3 + 1], r: width(T.radius_of[part]), fill: rgb(T.joint_colors[part][index]),
-        }, group);
+        }, partGroup);
         joints.set(key(person, part, index), circle);
       }
     }
@@ -298,7 +300,7 @@ function moveJoint(current, target) {
 function dragTarget(current) {
   const dx = current.latest[0] - current.start[0];
   const dy = current.latest[1] - current.start[1];
-  if (current.kind === 'person') return [snap(dx), snap(dy)];
+  if (current.kind !== 'joint') return [snap(dx), snap(dy)];
   const x = Math.min(Math.max(current.origin[0] + dx, 0), pose.canvas_width);
   const y = Math.min(Math.max(current.origin[1] + dy, 0), pose.canvas_height);
   return [snap(x), snap(y)];
@@ -307,7 +309,9 @@ function dragTarget(current) {
 function drawDrag() {
   drag.frame = 0;
   const target = dragTarget(drag);
-  if (drag.kind === 'person') layer.children[drag.person].setAttribute('transform', `translate(${target[0]} ${target[1]})`);
+  const translate = `translate(${target[0]} ${target[1]})`;
+  if (drag.kind === 'person') layer.children[drag.person].setAttribute('transform', translate);
+  else if (drag.kind === 'part') layer.children[drag.person].querySelector(`[data-group="${drag.part}"]`).setAttribute('transform', translate);
   else moveJoint(drag, target);
 }
 
@@ -326,12 +330,15 @@ svg.addEventListener('pointerdown', (event) => {
   const person = Number(node.dataset.person);
   const start = svgPoint(event);
   selected = person;
-  if (node.dataset.part) {
+  const mode = dragMode.value;
+  if (node.dataset.part && (mode === 'joint' || (mode === 'part' && node.dataset.part === 'body'))) {
     const part = node.dataset.part;
     const index = Number(node.dataset.index);
     picked = { person, part, index };
     const values = points(person, part);
     drag = { kind: 'joint', person, part, index, start, origin: [values[index * 3], values[index * 3 + 1]] };
+  } else if (node.dataset.part && mode === 'part') {
+    drag = { kind: 'part', person, part: node.dataset.part, start };
   } else {
     drag = { kind: 'person', person, start };
   }
@@ -358,8 +365,8 @@ function endDrag(event, cancelled) {
   if (!cancelled && event) finished.latest = svgPoint(event);
   drag = null;
   const target = dragTarget(finished);
-  const still = target[0] === (finished.kind === 'person' ? 0 : finished.origin[0])
-    && target[1] === (finished.kind === 'person' ? 0 : finished.origin[1]);
+  const origin = finished.kind === 'joint' ? finished.origin : [0, 0];
+  const still = target[0] === origin[0] && target[1] === origin[1];
   if (cancelled || !finished.moved || still) { render(); return; }
   if (finished.kind === 'person') {
     edit({ op: 'move', person: finished.person, dx: target[0], dy: target[1] });
@@ -369,7 +376,15 @@ function endDrag(event, cancelled) {
   const name = field(finished.part);
   if (!next.people[finished.person][name]?.length) next.people[finished.person][name] = points(finished.person, finished.part).slice();
   const values = next.people[finished.person][name];
-  values.splice(finished.index * 3, 2, target[0], target[1]);
+  if (finished.kind === 'joint') {
+    values.splice(finished.index * 3, 2, target[0], target[1]);
+  } else {  // a whole part: its visible points shifted, each kept on the canvas
+    for (let index = 0; index < T.parts[finished.part].size; index += 1) {
+      if (!visible(finished.person, finished.part, index)) continue;
+      values[index * 3] = Math.min(Math.max(values[index * 3] + target[0], 0), pose.canvas_width);
+      values[index * 3 + 1] = Math.min(Math.max(values[index * 3 + 1] + target[1], 0), pose.canvas_height);
+    }
+  }
   commit(next);
 }
 
