@@ -138,3 +138,11 @@ def test_a_small_photo_keeps_its_size(size):
     url = editor.photo_data_url(synthetic_photo(*size))
     image = cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
     assert image.shape[:2] == (size[1], size[0])
+
+
+def test_a_tool_that_pushes_points_off_the_canvas_answers_with_them_on_its_edge():
+    answer = tool({"op": "move", "person": 0, "dx": -400, "dy": 0, "pose": standing_value()})
+    body = answer["pose"]["people"][0]["pose_keypoints_2d"]
+    assert body[3 * 3] == 0.0  # the right elbow (x 313.6) went to -86.4, and was put on the left edge
+    assert body[0] == 48.0  # the nose, 448 - 400, stayed inside
+    assert answer["note"] == "28 points were outside the 896x1152 canvas and moved onto its edge."

@@ -313,10 +313,10 @@ def test_raising_the_right_arm_and_carrying_the_hand_along(editor):
     body = loaded["people"][0]["pose_keypoints_2d"]
     elbow, wrist = (body[9], body[10]), (body[12], body[13])
     before = editor.received()
-    editor.drag(editor.centre(0, "body", 3), *to_screen(250 - elbow[0], 260 - elbow[1]))
+    editor.drag(editor.centre(0, "body", 3), *to_screen(250 - elbow[0], 300 - elbow[1]))
     before = json.dumps(editor.wait_received(before))
     editor.shot("wave-1-elbow-out")
-    wrist_move = to_screen(230 - wrist[0], 110 - wrist[1])
+    wrist_move = to_screen(230 - wrist[0], 160 - wrist[1])
     editor.drag(editor.centre(0, "body", 4), *wrist_move)
     raised = editor.wait_received(before)
     editor.shot("wave-2-wrist-up")
@@ -342,3 +342,17 @@ def test_raising_the_right_arm_and_carrying_the_hand_along(editor):
         assert carried["people"][0][field] == raised["people"][0][field]
     editor.shot("wave-3-hand-carried")
     assert editor.attribute("data-undo") == "3"
+    # Turn the hand about its wrist end, 6 x 30 degrees, so the fingers point up: waving.
+    editor.page.click(f'{EDITOR} [data-part="right_hand"][data-index="20"]')
+    for _ in range(6):
+        waving = editor.tool("turn_right")
+    turned = waving["people"][0]["hand_right_keypoints_2d"]
+    root = moved_hand[0:2]
+    assert turned[0:2] == root
+    for index in range(1, 21):
+        x, y = moved_hand[index * 3 : index * 3 + 2]
+        assert turned[index * 3 : index * 3 + 2] == [
+            pytest.approx(2 * root[0] - x, abs=1e-3),
+            pytest.approx(2 * root[1] - y, abs=1e-3),
+        ]
+    editor.shot("wave-4-hand-turned-up")

@@ -211,3 +211,22 @@ def test_add_person_next_to_the_standing_pose_shrinks_until_it_fits_beside_it():
     added = edits.add_person(pose, standing())
     assert edits.person_box(added.people[1]) == (0.0, 576.0, 230.5, pytest.approx(1059.8, abs=1e-3))
     assert added.people[0] == edits.select_people(pose, [0]).people[0]
+
+
+def test_turn_a_hand_about_its_wrist_end():
+    pose = three_people()  # person 0's right hand: x 10..30 at y 14, point 0 at (10, 14)
+    turned = edits.turn_part(pose, 0, "right_hand", 90)
+    hand = turned.people[0].right_hand
+    assert hand[0].tolist() == [10.0, 14.0, 1.0]
+    assert hand[20].tolist() == [10.0, 34.0, 1.0]  # 20 px right of the wrist becomes 20 px below it
+    assert turned.people[0].left_hand.tolist() == pose.people[0].left_hand.tolist()
+    assert edits.turn_part(pose, 0, "right_hand", 180).people[0].right_hand[5].tolist() == [5.0, 14.0, 1.0]
+
+
+def test_turn_the_face_about_its_box_centre_and_refuse_the_body():
+    turned = edits.turn_part(three_people(), 0, "face", 180)  # face x 10..77 at y 12: centre (43.5, 12)
+    assert turned.people[0].face[0].tolist() == [77.0, 12.0, 1.0]
+    with pytest.raises(
+        ValidationError, match="Only left_hand, right_hand, face, feet can be turned, not 'body'"
+    ):
+        edits.turn_part(three_people(), 0, "body", 30)

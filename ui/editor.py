@@ -1,6 +1,6 @@
 """The pose editor: a self-contained panel that shows the current pose on a canvas and lets a person drag
-joints, edit people (select, move, scale, mirror, delete, add the standing template), hide and show joints,
-undo and redo, and reset to the loaded pose.
+joints (or a whole hand, face or feet), turn a hand, face or feet, edit people (select, move, scale, mirror,
+delete, add the standing template), hide and show joints, undo and redo, and reset to the loaded pose.
 
 Interface for the page (build it inside the page's `gr.Blocks`):
 
@@ -10,7 +10,8 @@ Interface for the page (build it inside the page's `gr.Blocks`):
   canvas_height, people; hidden points 0, 0, 0). `panel.html.change(fn, inputs=panel.html, ...)` fires when an
   edit is committed (a drag ends, a tool answers, undo, redo, reset); read the pose with
   `editor_pose(value, settings)` (checked and clipped like any uploaded JSON; `.note` says what was clipped).
-  It fires once per committed edit, and also after `load_pose` (Gradio fires change for any new value).
+  It fires once per committed edit, and after a `load_pose` that changes the value (Gradio fires change
+  for every new value).
 - `panel.loaded` (gr.State): the pose last loaded, for `unsaved_edits`.
 - Load a pose (history starts again, Reset comes back to it): an event with `outputs=panel.load_outputs`
   returning `load_pose(pose, background)`; `pose` is a PoseResult, an OpenPose JSON dict or None (an empty
@@ -21,7 +22,9 @@ Interface for the page (build it inside the page's `gr.Blocks`):
 DOM contract (tests drive it): the root has `id="pose-editor"`; each drawn joint is one SVG circle with
 `data-person` (0-based), `data-part` (body, feet, face, left_hand, right_hand) and `data-index` (OpenPose
 order). Hidden joints are not drawn. Tool buttons carry `data-tool` (undo, redo, reset, add, mirror, larger,
-smaller, delete, hide, show); the root's `data-selected` is the selected person (-1 for none).
+smaller, delete, turn_left, turn_right, hide, show); the root's `data-selected` is the selected person (-1:
+none), `data-people` the number of people, `data-undo` / `data-redo` the steps available. The drag mode is
+the `select.pe-drag-mode` (joint, part, person).
 
 Everything is inline (HTML, CSS, JS from ui/editor_assets/), so the browser loads nothing from elsewhere.
 Drags run in the browser; person and joint tools call `pipelines.pose.edits` through the component's
@@ -61,6 +64,7 @@ STANDING_TEMPLATE = Path(__file__).resolve().parent.parent / "assets" / "poses" 
 
 HISTORY_STEPS = 100  # undo steps kept in the browser
 SCALE_STEP = 1.1  # Larger / Smaller scale the selected person by this factor
+TURN_STEP_DEGREES = 30  # Turn turns a hand, the face or the feet by this much
 MAX_HEIGHT_VH = 72  # the canvas is at most this share of the window's height
 EMPTY_CANVAS = (1024, 1024)  # the canvas shown before any pose is loaded
 HIT_PX = 9  # a joint can be grabbed up to this many screen pixels beyond its drawn edge
@@ -127,6 +131,8 @@ def _tables() -> dict[str, Any]:
         "significand_bits": edits.FLOAT32_SIGNIFICAND_BITS,
         "history": HISTORY_STEPS,
         "scale_step": SCALE_STEP,
+        "turn_step": TURN_STEP_DEGREES,
+        "turnable_parts": edits.TURNABLE_PARTS,
         "max_height_vh": MAX_HEIGHT_VH,
         "hit_px": HIT_PX,
         "empty_canvas": EMPTY_CANVAS,
@@ -230,6 +236,10 @@ EDIT_OPS: dict[str, EditOp] = {
         edits.mirror_person(pose, _whole(r, "person")),
         "Mirrored, left and right swapped.",
     ),
+    "turn": lambda pose, r, *_: (
+        edits.turn_part(pose, _whole(r, "person"), str(r.get("part")), _number(r, "degrees")),
+        "",
+    ),
     "delete": lambda pose, r, *_: (edits.delete_person(pose, _whole(r, "person")), "Person deleted."),
     "hide": lambda pose, r, *_: (
         edits.set_joint_visible(pose, _whole(r, "person"), str(r.get("part")), _whole(r, "index"), False),
@@ -247,10 +257,12 @@ def _edit_function(settings: Settings, template: PoseResult) -> Callable[[dict],
             if op not in EDIT_OPS:
                 raise ValidationError(f"Unknown editor tool {shown(op)}.")
             checked = edits.clean_edited_pose(request.get("pose"), settings)
-            edited, note = EDIT_OPS[request["op"]](checked.pose, request, template, settings)
+            edited, note = EDIT_OPS[op](checked.pose, request, template, settings)
+            result = edits.clean_edited_pose(to_openpose_json(edited), settings)  # on the canvas, as drawn
         except UserError as error:
             return {"error": str(error)}
-        return {"pose": to_openpose_json(edited), "note": " ".join(filter(None, (checked.note, note)))}
+        notes = (checked.note, note, result.note)
+        return {"pose": to_openpose_json(result.pose), "note": " ".join(filter(None, notes))}
 
     return edit_pose
 

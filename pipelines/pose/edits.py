@@ -69,6 +69,9 @@ NEIGHBOURS: dict[str, tuple[tuple[int, int], ...]] = {
 }
 SHOWN_OFFSET = 0.02  # a shown joint lands this fraction of the canvas's shorter side right of its neighbour
 
+TURNABLE_PARTS = ("left_hand", "right_hand", "face", "feet")
+TURN_ABOUT_ROOT = ("left_hand", "right_hand")  # point 0 of a hand is its wrist end
+
 ADD_SCALES = (1.0, 0.75, 0.5)  # an added person shrinks to these sizes, in turn, to find free space
 ADD_POSITIONS = 17  # candidate positions across (and down) the canvas for an added person
 
@@ -179,6 +182,40 @@ def mirror_person(pose: PoseResult, person: int) -> PoseResult:
     parts = flipped.parts()
     mirrored = Person(**{part: parts[MIRROR_SOURCE[part]][list(MIRROR_ORDER[part])] for part in PART_SIZES})
     return _with_person(pose, person, mirrored)
+
+
+def _part_pivot(points: np.ndarray, part: str) -> np.ndarray | None:
+    """What a part turns about: a hand about its root (the wrist end, point 0) when visible, else the centre
+    of its visible points' box; None when none is visible."""
+    visible = is_visible(points[:, 2], part)
+    if not visible.any():
+        return None
+    if part in TURN_ABOUT_ROOT and visible[0]:
+        return points[0, :2].astype(np.float64)
+    xy = points[visible, :2].astype(np.float64)
+    return (xy.min(axis=0) + xy.max(axis=0)) / 2
+
+
+def turn_part(pose: PoseResult, person: int, part: str, degrees: float) -> PoseResult:
+    """A hand, the face or the feet of person `person` turned by `degrees`, clockwise on screen (y points
+    down), about `_part_pivot`; the body turns only with its person, so it is refused here."""
+    _check_person(pose, person)
+    if part not in TURNABLE_PARTS:
+        raise ValidationError(f"Only {', '.join(TURNABLE_PARTS)} can be turned, not {part!r}.")
+    if not math.isfinite(degrees):
+        raise ValidationError(f"A part can only be turned by a finite angle, not {degrees}.")
+    step = grid_step(pose.width, pose.height)
+    edited = _map_visible(pose.people[person], step)
+    points = getattr(edited, part)
+    pivot = _part_pivot(points, part)
+    if pivot is None:
+        return _with_person(pose, person, edited)
+    angle = math.radians(degrees)
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    visible = is_visible(points[:, 2], part)
+    turned = points.astype(np.float64)
+    turned[visible, :2] = (turned[visible, :2] - pivot) @ rotation.T + pivot
+    return _with_person(pose, person, Person(**{**edited.parts(), part: _snapped(turned, step)}))
 
 
 def delete_person(pose: PoseResult, person: int) -> PoseResult:

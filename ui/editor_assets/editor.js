@@ -190,6 +190,8 @@ function refreshControls() {
   enable('add', true);
   root.querySelectorAll('[data-person-tool]').forEach((button) => { button.disabled = busy || selected < 0; });
   enable('hide', picked !== null);
+  enable('turn_left', picked !== null && T.turnable_parts.includes(picked.part));
+  enable('turn_right', picked !== null && T.turnable_parts.includes(picked.part));
   const options = [new Option('Hidden joints', '')];
   if (selected >= 0) {
     for (const part of PARTS) {
@@ -264,6 +266,8 @@ const TOOLS = {
   larger: () => edit({ op: 'scale', person: selected, factor: T.scale_step }),
   smaller: () => edit({ op: 'scale', person: selected, factor: 1 / T.scale_step }),
   delete: () => edit({ op: 'delete', person: selected }),
+  turn_left: () => picked && edit({ op: 'turn', person: picked.person, part: picked.part, degrees: -T.turn_step }),
+  turn_right: () => picked && edit({ op: 'turn', person: picked.person, part: picked.part, degrees: T.turn_step }),
   hide: () => picked && edit({ op: 'hide', person: picked.person, part: picked.part, index: picked.index }),
   show: () => {
     if (!hiddenList.value) return;
@@ -331,10 +335,9 @@ svg.addEventListener('pointerdown', (event) => {
   const start = svgPoint(event);
   selected = person;
   const mode = dragMode.value;
+  if (node.dataset.part) picked = { person, part: node.dataset.part, index: Number(node.dataset.index) };
   if (node.dataset.part && (mode === 'joint' || (mode === 'part' && node.dataset.part === 'body'))) {
-    const part = node.dataset.part;
-    const index = Number(node.dataset.index);
-    picked = { person, part, index };
+    const { part, index } = picked;
     const values = points(person, part);
     drag = { kind: 'joint', person, part, index, start, origin: [values[index * 3], values[index * 3 + 1]] };
   } else if (node.dataset.part && mode === 'part') {
