@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -115,6 +116,22 @@ class EditorPage:
             "before => document.querySelector('#received textarea').value !== before", arg=before
         )
         return json.loads(self.received())
+
+    def wait_received_equal(self, expected: dict, timeout_s: float = 20) -> None:
+        """Until the server's latest pose is `expected` (change events queue up behind fast key presses)."""
+        deadline = time.monotonic() + timeout_s
+        while self.received() == "" or json.loads(self.received()) != expected:
+            assert time.monotonic() < deadline, "the server never got the expected pose"
+            self.page.wait_for_timeout(100)
+
+    def settled_received(self) -> str:
+        """The server's latest pose once no new one has come for a second."""
+        latest = self.received()
+        while True:
+            self.page.wait_for_timeout(1000)
+            if self.received() == latest:
+                return latest
+            latest = self.received()
 
     def tool(self, name: str) -> None:
         before = self.received()
@@ -356,3 +373,24 @@ def test_raising_the_right_arm_and_carrying_the_hand_along(editor):
             pytest.approx(2 * root[1] - y, abs=1e-3),
         ]
     editor.shot("wave-4-hand-turned-up")
+
+
+def test_fifty_five_steps_undo_back_to_the_loaded_pose_and_redo_forward(editor):
+    if editor.viewport == "phone":
+        pytest.skip("history is the same code at every size; one viewport is enough")
+    loaded = load_pose(standing(), settings=Settings())[1]
+    for step in range(55):
+        editor.drag(editor.centre(0, "body", 7), 0, 3 if step % 2 else -4)
+    editor.page.wait_for_function("document.querySelector('#pose-editor').dataset.undo === '55'")
+    edited = editor.settled_received()
+    assert json.loads(edited) != loaded
+    editor.page.locator(EDITOR).focus()
+    for _ in range(55):
+        editor.page.keyboard.press("Control+Z")
+    editor.page.wait_for_function("document.querySelector('#pose-editor').dataset.undo === '0'")
+    editor.wait_received_equal(loaded)
+    assert editor.attribute("data-unsaved") == "false" and editor.attribute("data-redo") == "55"
+    for _ in range(55):
+        editor.page.keyboard.press("Control+Shift+Z")
+    editor.page.wait_for_function("document.querySelector('#pose-editor').dataset.redo === '0'")
+    editor.wait_received_equal(json.loads(edited))
