@@ -34,13 +34,25 @@ def standing() -> PoseResult:
     return from_openpose_json(STANDING.read_bytes())
 
 
-def test_select_people_keeps_the_given_order_and_copies():
+def test_select_people_keeps_the_given_order_and_copies_exactly():
     pose = three_people()
+    pose.people[0].body[3] = (10.1, 10.2, 0.1)  # off the grid and hidden: kept as it is
     chosen = edits.select_people(pose, [2, 0])
     assert (chosen.width, chosen.height) == (640, 480)
-    assert [person.body[0, :2].tolist() for person in chosen.people] == [[400, 30], [10, 10]]
+    assert chosen.people == [pose.people[2], pose.people[0]]
+    assert chosen.people[1].body[3].tolist() == pose.people[0].body[3].tolist()
     chosen.people[0].body[0, 0] = -1
     assert pose.people[2].body[0, 0] == 400
+
+
+def test_on_grid_snaps_points_and_zeroes_hidden_ones():
+    pose = three_people()
+    pose.people[0].body[3] = (10.1, 10.2, 0.1)
+    pose.people[0].body[4] = (10.1, 10.2, 0.9)
+    snapped = edits.on_grid(pose).people[0].body
+    assert snapped[3].tolist() == [0.0, 0.0, 0.0]
+    step = edits.grid_step(640, 480)
+    assert snapped[4, :2].tolist() == [round(10.1 / step) * step, round(10.2 / step) * step]
 
 
 def test_select_people_refuses_an_index_out_of_range():
@@ -210,7 +222,7 @@ def test_add_person_next_to_the_standing_pose_shrinks_until_it_fits_beside_it():
     pose = standing()
     added = edits.add_person(pose, standing())
     assert edits.person_box(added.people[1]) == (0.0, 576.0, 230.5, pytest.approx(1059.8, abs=1e-3))
-    assert added.people[0] == edits.select_people(pose, [0]).people[0]
+    assert added.people[0] == edits.on_grid(pose).people[0]
 
 
 def test_turn_a_hand_about_its_wrist_end():

@@ -161,7 +161,7 @@ def _as_json(pose: PoseResult | dict | None, settings: Settings) -> dict:
         pose = PoseResult(*EMPTY_CANVAS, [])
     elif isinstance(pose, dict):
         pose = edits.clean_edited_pose(pose, settings).pose
-    return to_openpose_json(edits.select_people(pose, range(len(pose.people))))
+    return to_openpose_json(edits.on_grid(pose))
 
 
 def load_pose(

@@ -140,11 +140,20 @@ def _with_person(pose: PoseResult, index: int, person: Person) -> PoseResult:
 
 
 def select_people(pose: PoseResult, indices: Sequence[int]) -> PoseResult:
-    """The pose with only the people at `indices` (0-based), in the order given."""
+    """The pose with only the people at `indices` (0-based), in the order given; each an exact copy."""
     for index in indices:
         _check_person(pose, index)
+    people = [
+        Person(**{part: points.copy() for part, points in pose.people[index].parts().items()})
+        for index in indices
+    ]
+    return PoseResult(pose.width, pose.height, people)
+
+
+def on_grid(pose: PoseResult) -> PoseResult:
+    """The pose as every edit returns it: points on the editor's grid, hidden points 0, 0, 0."""
     step = grid_step(pose.width, pose.height)
-    return PoseResult(pose.width, pose.height, [_map_visible(pose.people[index], step) for index in indices])
+    return PoseResult(pose.width, pose.height, [_map_visible(person, step) for person in pose.people])
 
 
 def move_person(pose: PoseResult, person: int, dx: float, dy: float) -> PoseResult:
@@ -221,7 +230,7 @@ def turn_part(pose: PoseResult, person: int, part: str, degrees: float) -> PoseR
 def delete_person(pose: PoseResult, person: int) -> PoseResult:
     """The pose without person `person`."""
     _check_person(pose, person)
-    return select_people(pose, [index for index in range(len(pose.people)) if index != person])
+    return on_grid(select_people(pose, [index for index in range(len(pose.people)) if index != person]))
 
 
 def _overlap(
@@ -284,7 +293,7 @@ def add_person(pose: PoseResult, template: PoseResult, max_people: int | None = 
     scale = -scale
     origin = np.array([box[0], box[3]])
     placed = _map_visible(fitted, step, lambda xy: (xy - origin) * scale + np.array([left, box[3]]))
-    return PoseResult(pose.width, pose.height, [*select_people(pose, range(len(pose.people))).people, placed])
+    return PoseResult(pose.width, pose.height, [*on_grid(pose).people, placed])
 
 
 def _clipped_xy(pose: PoseResult, x: float, y: float) -> tuple[float, float]:

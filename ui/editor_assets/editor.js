@@ -1,5 +1,5 @@
 // The pose editor's browser side. Runs once per page as gr.HTML's js_on_load, with `element`, `props`,
-// `trigger`, `server` and `watch` from Gradio. `T` (tables from Python: parts, colours, bones, names) is put
+// `server` and `watch` from Gradio. `T` (tables from Python: parts, colours, bones, names) is put
 // in front of this file by ui/editor.py. Drags run here at display rate; the pose goes to the server only when a
 // drag ends: setting props.value is enough, as Gradio 6.31's HTML component dispatches 'change' itself whenever
 // its value changes (calling trigger('change') as well ran the page's handlers twice). Person and joint tools
