@@ -48,6 +48,7 @@ def build_app(changes: list[dict]) -> gr.Blocks:
         panel = create_editor(standing(), background=photo, settings=settings)
         received = gr.Textbox(elem_id="received", label="The pose the server got")
         unsaved = gr.Textbox(elem_id="unsaved", label="Unsaved edits")
+        gr.Textbox(elem_id="prompt", label="A text field of the page", interactive=True)
         load = gr.Button("Load the standing pose", elem_id="load")
         ask = gr.Button("Unsaved?", elem_id="ask")
         panel.html.change(receive, inputs=panel.html, outputs=received)
@@ -260,6 +261,11 @@ def test_add_delete_undo_redo(editor):
     editor.page.keyboard.press("Control+Z")
     assert len(editor.wait_received(before)["people"]) == 2
     assert editor.page.locator(f"{EDITOR} [data-part]").count() == 256
+    # Ctrl+Z in a text field elsewhere on the page is that field's, not the editor's.
+    editor.page.fill("#prompt textarea", "a dancer")
+    editor.page.keyboard.press("Control+Z")
+    editor.page.wait_for_timeout(300)
+    assert editor.attribute("data-people") == "2" and editor.attribute("data-redo") == "1"
 
 
 def test_hide_a_joint_writes_zeros_and_draws_nothing_then_show_brings_it_back(editor):

@@ -396,9 +396,10 @@ svg.addEventListener('pointercancel', () => endDrag(null, true));
 
 function onKey(event) {
   if (!root.isConnected) { document.removeEventListener('keydown', onKey); return; }
+  // Only for the editor: focus inside it, or on nothing in particular (the page's body), never a text field.
   const target = event.target;
-  const typing = target.closest && !root.contains(target) && target.closest('input, textarea, select, [contenteditable="true"]');
-  if (typing || !(event.ctrlKey || event.metaKey) || root.offsetParent === null) return;
+  const ours = root.contains(target) || target === document.body || target === document.documentElement;
+  if (!ours || !(event.ctrlKey || event.metaKey) || root.offsetParent === null) return;
   const letter = event.key.toLowerCase();
   if (letter === 'z' && !event.shiftKey) { event.preventDefault(); undo(); }
   else if ((letter === 'z' && event.shiftKey) || letter === 'y') { event.preventDefault(); redo(); }
