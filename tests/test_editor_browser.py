@@ -13,8 +13,9 @@ from urllib.parse import urlparse
 import gradio as gr
 import pytest
 
+from pipelines.pose import edits
 from pipelines.pose.edits import grid_step
-from pipelines.pose.keypoints import PoseResult, from_openpose_json
+from pipelines.pose.keypoints import PoseResult, from_openpose_json, to_openpose_json
 from pipelines.settings import Settings
 from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, free_port, synthetic_photo
 from ui.editor import STANDING_TEMPLATE, create_editor, load_pose, photo_data_url, unsaved_edits
@@ -51,8 +52,14 @@ def build_app(changes: list[dict]) -> gr.Blocks:
         gr.Textbox(elem_id="prompt", label="A text field of the page", interactive=True)
         load = gr.Button("Load the standing pose", elem_id="load")
         ask = gr.Button("Unsaved?", elem_id="ask")
+        push = gr.Button("Set a pose from the page", elem_id="push")
         panel.html.change(receive, inputs=panel.html, outputs=received)
         load.click(lambda: load_pose(standing(), photo, settings), outputs=panel.load_outputs)
+        push.click(
+            lambda value: to_openpose_json(edits.move_person(from_openpose_json(value), 0, -100, 0)),
+            panel.html,
+            panel.html,
+        )
         ask.click(
             lambda value, loaded: str(unsaved_edits(value, loaded, settings)),
             [panel.html, panel.loaded],
@@ -400,3 +407,16 @@ def test_fifty_five_steps_undo_back_to_the_loaded_pose_and_redo_forward(editor):
         editor.page.keyboard.press("Control+Shift+Z")
     editor.page.wait_for_function("document.querySelector('#pose-editor').dataset.redo === '0'")
     editor.wait_received_equal(json.loads(edited))
+
+
+def test_a_pose_the_page_sets_is_drawn_and_is_one_undo_step(editor):
+    loaded = load_pose(standing(), settings=Settings())[1]
+    editor.page.click("#push")
+    editor.page.wait_for_function("document.querySelector('#pose-editor').dataset.undo === '1'")
+    nose = editor.joint(0, "body", 0)
+    assert float(nose.get_attribute("cx")) == loaded["people"][0]["pose_keypoints_2d"][0] - 100
+    assert editor.attribute("data-unsaved") == "true"
+    editor.page.locator(EDITOR).focus()
+    editor.page.keyboard.press("Control+Z")
+    editor.wait_received_equal(loaded)
+    assert float(nose.get_attribute("cx")) == loaded["people"][0]["pose_keypoints_2d"][0]
