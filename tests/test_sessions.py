@@ -157,9 +157,17 @@ class PageSession:
 
 def _generation(page: PageSession, fn_index: int, steps: int) -> str:
     """The page's Generate event in `page`'s session, once it denoises; its event id."""
-    # Generate's inputs in the page's order: the upload, draw mode, people, the finished gallery (a state: the
-    # server keeps it), then the panel.
-    data = [page.upload(PRESET), "body-pose", None, None, *{**PANEL, "num_inference_steps": steps}.values()]
+    # Generate's inputs in the page's order: the upload, draw mode, people, the finished gallery, the editor's
+    # value and what was loaded into it (the states: the server keeps them), then the panel.
+    data = [
+        page.upload(PRESET),
+        "body-pose",
+        None,
+        None,
+        None,
+        None,
+        *{**PANEL, "num_inference_steps": steps}.values(),
+    ]
     event_id = page.join(fn_index, data)
     page.wait_for(event_id, "progress")  # denoising: the run's cancel flag is registered
     return event_id

@@ -34,9 +34,9 @@ from ui.generate_panel import (
     panel_request,
 )
 from ui.page import create_demo
-from ui.pose_panel import NO_PERSON_CHOSEN, PoseHandlers
+from ui.pose_panel import PoseHandlers
 from ui.state import LruCache
-from ui.studio import NO_UPLOAD, PoseStudio
+from ui.studio import NO_PERSON_CHOSEN, NO_UPLOAD, PoseStudio
 from ui.sweep_panel import SWEEP_RUN, SweepHandlers
 from ui.uploads import PREVIEW_MAX_SIDE, UploadKind, content_key
 

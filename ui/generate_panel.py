@@ -17,7 +17,7 @@ from typing import Any, get_type_hints
 
 import gradio as gr
 
-from pipelines.errors import NoPersonError, ValidationError
+from pipelines.errors import ValidationError
 from pipelines.generation.metadata import RECORD_KEYS, parse_infotext, read_png_infotext
 from pipelines.generation.request import REQUEST_BOUNDS, GenerationRequest, GenerationResult, PoseInput
 from pipelines.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
@@ -37,7 +37,7 @@ from ui.base import (
 )
 from ui.base import user_facing_errors as api_errors
 from ui.components import raw_values
-from ui.pose_panel import DRAW_MODE_LABELS, NO_PERSON_CHOSEN, chosen, is_mask, pose_size_bucket
+from ui.pose_panel import DRAW_MODE_LABELS, is_mask, pose_size_bucket
 from ui.studio import PoseStudio
 from ui.zerogpu import generation_seconds, gpu_task
 
@@ -171,19 +171,23 @@ class GenerateHandlers:
         draw_mode: str,
         people: list[int] | None,
         finished: list,
+        edited: dict | None = None,
+        loaded: dict | None = None,
         progress: gr.Progress = PROGRESS,
         request: gr.Request | None = None,
         **panel: Any,
     ) -> Iterator[Outputs]:
         """Generate: live previews in the gallery, then the conditioning and the samples, their downloads, the
         seed used, and a summary in the status line. A cancelled or failed run says so there and shows the
-        last finished gallery (`finished`) again, with its downloads untouched."""
+        last finished gallery (`finished`) again, with its downloads untouched. The pose is the editor's
+        (`edited`) once it differs from what was loaded into it (`loaded`)."""
         session = session_of(request)
         step = None
         job = Job()
         try:
             generation_request = panel_request(draw_mode=draw_mode, **panel)
-            for kind, payload in self._events(upload, people, generation_request, progress, session, job):
+            pose = (upload, people, edited, loaded)
+            for kind, payload in self._events(pose, generation_request, progress, session, job):
                 if kind == "progress":  # nothing to show: a point where Gradio may close this handler
                     step = payload
                     yield {}
@@ -224,7 +228,9 @@ class GenerateHandlers:
         with api_errors():
             generation_request = request_of(width=width, height=height, draw_mode=draw_mode, **parameters)
             job = Job()
-            for kind, payload in self._events(image, None, generation_request, progress, None, job):
+            for kind, payload in self._events(
+                (image, None, None, None), generation_request, progress, None, job
+            ):
                 # Every step yields: a client's cancel closes this handler there, closing the GPU function.
                 yield {"images": payload} if kind == "preview" else {}
             if job.finished:
@@ -233,25 +239,19 @@ class GenerateHandlers:
 
     def _events(
         self,
-        upload: str | None,
-        people: list[int] | None,
+        pose_inputs: tuple[str | None, list[int] | None, dict | None, dict | None],
         generation_request: GenerationRequest,
         progress: gr.Progress,
         session: str | None,
         job: Job,
     ) -> Iterator[GpuEvent]:
         """The one generation core: ("progress", (step, total)) and ("preview", images) while the GPU function
-        runs, its result in `job`. Checks the request before reading the upload."""
+        runs, its result in `job`. Checks the request before reading the upload. `pose_inputs`: the upload,
+        the ticked people, the editor's value and what was loaded into it."""
+        upload, people, edited, loaded = pose_inputs
         generation_request.validate()
         self._check_samples_cap(generation_request.samples)
-        prepared = self.studio.prepare(upload)
-        if prepared.pose is not None:
-            ticked = chosen(people, len(prepared.pose.people))
-            if prepared.pose.people and not ticked:
-                raise NoPersonError(NO_PERSON_CHOSEN)
-            pose = self.studio.pose_input(prepared, ticked)
-        else:
-            pose = prepared.generation_input
+        pose = self.studio.current(self.studio.prepare(upload), edited, loaded).generation_input(people)
         if not self.studio.generation_engine.is_loaded:
             progress(0, desc=LOADING_GENERATION)
         events = self.generate_on_gpu(generation_request, pose)
@@ -599,6 +599,8 @@ class GeneratePanel:
             "draw_mode": pose["draw_mode"],
             "people": pose["people"],
             "finished": c["finished"],
+            "edited": pose["editor"],
+            "loaded": pose["loaded"],
             **self.fields,
         }
         run = keyed(handlers.run, run_outputs)

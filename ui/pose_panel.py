@@ -12,25 +12,35 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from pipelines.errors import NoPersonError, UserError
+from pipelines.errors import UserError
 from pipelines.generation.inputs import conditioning_for
 from pipelines.generation.request import GenerationRequest
 from pipelines.images import sdxl_bucket
 from pipelines.pose import CONDITIONING_MODES, DrawMode, draw_overlay, draw_pose, parse_mode, to_openpose_json
+from pipelines.pose.keypoints import PoseResult
 from ui.base import PROGRESS, RENDER_GROUP, UI_EVENT, Outputs, by_component, error_status
 from ui.base import user_facing_errors as api_errors
 from ui.components import raw_values
-from ui.studio import PoseStudio
+from ui.editor import create_editor, load_pose, photo_data_url
+from ui.studio import CurrentPose, PoseStudio, chosen
 from ui.uploads import PreparedPose, UploadKind, display_size
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "poses"
 FINDING_POSE = "Finding the pose… (the first one also loads the pose models)"
-NO_PERSON_CHOSEN = "No person is ticked under People, so there is nothing for the image to follow."
+# Runs in the browser as a new file or preset comes in: with unsaved edits in the editor, ask first; the
+# answer is the event's last input, `replace`.
+ASK_BEFORE_REPLACING = """(...inputs) => {
+  const editor = document.querySelector('#pose-editor');
+  const unsaved = editor !== null && editor.dataset.unsaved === 'true';
+  inputs[inputs.length - 1] = !unsaved || window.confirm(
+    'Replace your edited pose with the new one? Your edits will be lost.');
+  return inputs;
+}"""
+KEPT_EDITS = "Kept your edited pose; the new file was not loaded. Upload it again to replace the edits."
 
 DRAW_MODE_LABELS = {
     DrawMode.FULL_POSE: "Full pose",
@@ -80,13 +90,6 @@ class Look:
         )
 
 
-def chosen(people: list[int] | None, count: int) -> list[int]:
-    """The ticked people that exist, in order (None, as a raw client may send: everyone)."""
-    if people is None:
-        return list(range(count))
-    return [index for index in people if type(index) is int and 0 <= index < count]
-
-
 class PoseHandlers:
     """Upload → cached pose → the preview, the OpenPose JSON and a summary line; and /dwpose."""
 
@@ -101,18 +104,31 @@ class PoseHandlers:
         width: int | None = None,
         height: int | None = None,
         thick_lines: bool = True,
+        source: str | None = None,
+        replace: bool = True,
         progress: gr.Progress = PROGRESS,
     ) -> Outputs:
-        """A new upload: detect (or parse) it once, then show it with everyone ticked. An error is shown in
-        the summary line, where it stays until the next upload."""
+        """A new upload (or preset): detect (or parse) it once, show it with everyone ticked, and load it
+        into the editor. With `replace` False (the page asked, and the person keeps their edited pose) the
+        upload goes back to `source`, the file the edits belong to. An error stays in the summary line."""
+        if not replace:
+            return {"upload": source, "info": KEPT_EDITS}
         if not upload:
             return self.clear()
         look = Look(draw_mode, auto_size, width, height, thick_lines)
         try:
             progress(0, desc=FINDING_POSE)
             prepared = self.studio.prepare(upload)
-            count = 0 if prepared.pose is None else len(prepared.pose.people)
-            return {**self._outputs(prepared, None, look), **self._people_choices(prepared, count)}
+            current = self.studio.current(prepared)
+            background = photo_data_url(prepared.image) if prepared.kind is UploadKind.PHOTO else None
+            html, loaded = load_pose(current.pose, background, self.studio.settings)
+            return {
+                **self._outputs(current, None, look),
+                **_people_choices(current.count),
+                "editor": html,
+                "loaded": loaded,
+                "source": upload,
+            }
         except Exception as error:
             return {**self.clear(), "info": error_status(error)}
 
@@ -125,60 +141,71 @@ class PoseHandlers:
         width: int | None = None,
         height: int | None = None,
         thick_lines: bool = True,
+        edited: dict | None = None,
+        loaded: dict | None = None,
+        people_count: int | None = None,
     ) -> Outputs:
-        """A draw-mode, people or size change, outside the GPU queue: redraw the cached pose (CPU only). An
-        upload that is not cached (evicted, or its detection still waits in the queue) is not detected here:
-        `detect_again` gets a new token instead, whose change runs `show` in the GPU queue."""
+        """A draw-mode, people, size or editor change, outside the GPU queue: redraw the current pose (CPU
+        only). When an edit changed how many people there are, the People choices follow (everyone ticked).
+        An upload that is not cached (evicted, or its detection still waits in the queue) is not detected
+        here: `detect_again` gets a new token instead, whose change runs `show` in the GPU queue."""
         if not upload:
             return self.clear()
         try:
             prepared = self.studio.cached(upload)
             if prepared is None:
                 return {"detect_again": uuid.uuid4().hex}
-            return self._outputs(prepared, people, Look(draw_mode, auto_size, width, height, thick_lines))
+            current = self.studio.current(prepared, edited, loaded)
+            look = Look(draw_mode, auto_size, width, height, thick_lines)
+            if people_count is not None and current.count != people_count:
+                return {**self._outputs(current, None, look), **_people_choices(current.count)}
+            return self._outputs(current, people, look)
         except Exception as error:
             return {"info": error_status(error)}
 
-    @staticmethod
-    def clear() -> Outputs:
+    def detect(self, upload: str | None, progress: gr.Progress = PROGRESS) -> Outputs:
+        """In the GPU queue, for a redraw that found its upload no longer cached: detect it again (the editor
+        keeps its pose), then `detected` changes, which redraws."""
+        try:
+            progress(0, desc=FINDING_POSE)
+            self.studio.prepare(upload)
+            return {"detected": uuid.uuid4().hex}
+        except Exception as error:
+            return {"info": error_status(error)}
+
+    def clear(self) -> Outputs:
+        """No upload: an empty preview and an empty editor."""
+        html, loaded = load_pose(None, None, self.studio.settings)
         return {
+            "editor": html,
+            "loaded": loaded,
+            "source": None,
             "overlay": gr.update(value=None, visible=True, label=OVERLAY_LABELS[UploadKind.PHOTO]),
             "conditioning": gr.update(value=None, label=CONDITIONING_LABEL),
             "pose_json": None,
             "info": "",
-            "people": gr.update(choices=[], value=[], visible=False),
+            **_people_choices(0),
             "draw_mode": gr.update(interactive=True),
             "pose_size": None,
         }
 
-    def _people_choices(self, prepared: PreparedPose, count: int) -> Outputs:
-        return {
-            "people": gr.update(
-                choices=[(f"Person {index + 1}", index) for index in range(count)],
-                value=list(range(count)),
-                visible=count > 1,
-            )
-        }
-
-    def _outputs(self, prepared: PreparedPose, people: list[int] | None, look: Look) -> Outputs:
-        mode = parse_mode(look.draw_mode)
-        skeleton = prepared.pose is None
-        pose = (
-            None if skeleton else self.studio.pose_input(prepared, chosen(people, len(prepared.pose.people)))
-        )
+    def _outputs(self, current: CurrentPose, people: list[int] | None, look: Look) -> Outputs:
+        prepared, mode = current.prepared, parse_mode(look.draw_mode)
         outputs: Outputs = {
-            "info": _describe(prepared, people),
-            "pose_json": None if skeleton else to_openpose_json(pose),
-            "draw_mode": gr.update(interactive=not skeleton),
+            "info": _describe(current, people),
+            "draw_mode": gr.update(interactive=current.pose is not None),
             "pose_size": _source_size(prepared),
         }
-        if skeleton:
+        if current.pose is None:
             outputs["overlay"] = gr.update(value=None, visible=False)
+            outputs["pose_json"] = None
         else:
-            outputs["overlay"] = gr.update(
-                value=_overlay(prepared, mode), visible=True, label=OVERLAY_LABELS[prepared.kind]
-            )
+            label = OVERLAY_LABELS[prepared.kind] + (", edited" if current.edited else "")
+            outputs["overlay"] = gr.update(value=_overlay(current, mode), visible=True, label=label)
         try:
+            pose = current.chosen(people)
+            if pose is not None:
+                outputs["pose_json"] = to_openpose_json(pose)
             outputs["conditioning"] = _conditioning(prepared, pose, mode, look)
         except UserError as error:
             outputs["conditioning"] = gr.update(value=None, label=CONDITIONING_LABEL)
@@ -206,20 +233,28 @@ def _source_size(prepared: PreparedPose) -> list[int]:
     return [prepared.pose.width, prepared.pose.height]
 
 
-def _overlay(prepared: PreparedPose, mode: DrawMode) -> np.ndarray:
+def _people_choices(count: int) -> Outputs:
+    """The People control for `count` people, everyone ticked; shown when there is a choice to make."""
+    choices = [(f"Person {index + 1}", index) for index in range(count)]
+    return {
+        "people": gr.update(choices=choices, value=list(range(count)), visible=count > 1),
+        "people_count": count,
+    }
+
+
+def _overlay(current: CurrentPose, mode: DrawMode) -> np.ndarray:
     """Everyone, numbered when there are several: over the photo (at display size), or on black for a file."""
+    prepared, pose = current.prepared, current.pose
     if prepared.kind is UploadKind.PHOTO:
-        return draw_overlay(prepared.image, prepared.pose, mode, numbered=True)
-    width, height = display_size(prepared.pose.width, prepared.pose.height)
+        return draw_overlay(prepared.image, pose, mode, numbered=True)
+    width, height = display_size(pose.width, pose.height)
     black = np.zeros((height, width, 3), np.uint8)
-    return draw_overlay(black, prepared.pose, DrawMode.FULL_POSE, numbered=True)
+    return draw_overlay(black, pose, DrawMode.FULL_POSE, numbered=True)
 
 
-def _conditioning(prepared: PreparedPose, pose: Any, mode: DrawMode, look: Look) -> dict:
+def _conditioning(prepared: PreparedPose, pose: PoseResult | None, mode: DrawMode, look: Look) -> dict:
     """Exactly what a run gets (a pose mode at the output size), or a mask mode's export at the pose's
     size."""
-    if pose is not None and not pose.people:
-        raise NoPersonError(NO_PERSON_CHOSEN)
     if mode not in CONDITIONING_MODES:
         label = f"{DRAW_MODE_LABELS[mode]}: an inpainting mask to download; Generate needs a pose mode"
         return gr.update(value=draw_pose(pose, mode), label=label)
@@ -230,17 +265,18 @@ def _conditioning(prepared: PreparedPose, pose: Any, mode: DrawMode, look: Look)
     return gr.update(value=image, label=f"{CONDITIONING_LABEL}: {what}, {width}×{height}")
 
 
-def _describe(prepared: PreparedPose, people: list[int] | None) -> str:
-    if prepared.kind is UploadKind.SKELETON:
+def _describe(current: CurrentPose, people: list[int] | None) -> str:
+    prepared = current.prepared
+    if current.pose is None:
         height, width = prepared.image.shape[:2]
         return f"**{prepared.kind.value}**, {width}×{height}: used as it is, so the draw mode does not apply."
-    pose = prepared.pose
-    count = len(pose.people)
+    pose, count = current.pose, current.count
     found = "no person found" if count == 0 else f"{count} {'person' if count == 1 else 'people'}"
     if count > 1:
         ticked = len(chosen(people, count))
         found += f" (numbered in the preview; {ticked} of {count} in the conditioning)"
-    return f"**{prepared.kind.value}**, {pose.width}×{pose.height}: {found}." + "".join(
+    edited = " Edited in the editor." if current.edited else ""
+    return f"**{prepared.kind.value}**, {pose.width}×{pose.height}: {found}.{edited}" + "".join(
         f" {note}" for note in prepared.notes
     )
 
@@ -293,7 +329,11 @@ class PosePanel:
         )
         c["info"] = gr.Markdown(elem_id="pose-info")
         c["pose_size"] = gr.State()
+        c["people_count"] = gr.State(0)
+        c["source"] = gr.State()  # the upload the editor's pose came from
+        c["replace"] = gr.Checkbox(True, visible=False)  # set by ASK_BEFORE_REPLACING as a file comes in
         c["detect_again"] = gr.State()
+        c["detected"] = gr.State()
 
     def preview(self) -> None:
         c = self.components
@@ -316,12 +356,21 @@ class PosePanel:
                 buttons=["download", "fullscreen"],
                 elem_id="pose-conditioning",
             )
+        with gr.Accordion(
+            "Edit the pose: drag joints, add, mirror or remove people", open=False, elem_id="editor"
+        ):
+            editor = create_editor(settings=self.handlers.studio.settings)
+            c["editor"], c["loaded"] = editor.html, editor.loaded
         with gr.Accordion("OpenPose JSON of the pose used", open=False):
             c["pose_json"] = gr.JSON(show_label=False, elem_id="pose-json")
 
     @property
     def shown(self) -> dict[str, gr.components.Component]:
-        names = ("overlay", "conditioning", "pose_json", "info", "people", "draw_mode", "pose_size")
+        """Every output the pose handlers name."""
+        names = (
+            "overlay", "conditioning", "pose_json", "info", "people", "people_count", "draw_mode",
+            "pose_size", "editor", "loaded", "source", "upload", "detect_again", "detected",
+        )  # fmt: skip
         return {name: self.components[name] for name in names}
 
     def wire(
@@ -334,12 +383,16 @@ class PosePanel:
         """The panel's events; `look` are the generation panel's auto size, width, height and thick lines,
         which the conditioning preview is drawn with; a preset also fills `prompt`."""
         c, handlers = self.components, self.handlers
-        show = heavy(by_component(handlers.show, self.shown))
-        redraw = self.handlers.studio.served.as_files(
-            by_component(handlers.redraw, {**self.shown, "detect_again": c["detect_again"]})
-        )
         shown = list(self.shown.values())
-        c["upload"].upload(show, [c["upload"], c["draw_mode"], *look], shown, **gpu, **UI_EVENT)
+        show = {
+            "fn": heavy(by_component(handlers.show, self.shown)),
+            "inputs": [c["upload"], c["draw_mode"], *look, c["source"], c["replace"]],
+            "outputs": shown,
+            "js": ASK_BEFORE_REPLACING,
+            **gpu,
+            **UI_EVENT,
+        }
+        c["upload"].upload(**show)
         for button, (name, text) in zip(c["presets"], PRESETS, strict=True):
             button.click(
                 functools.partial(preset_values, name, text),
@@ -347,17 +400,21 @@ class PosePanel:
                 [c["upload"], prompt],
                 queue=False,
                 **UI_EVENT,
-            ).then(show, [c["upload"], c["draw_mode"], *look], shown, **gpu, **UI_EVENT)
+            ).then(**show)
         c["upload"].clear(by_component(handlers.clear, self.shown), None, shown, queue=False, **UI_EVENT)
-        c["detect_again"].change(show, [c["upload"], c["draw_mode"], *look], shown, **gpu, **UI_EVENT)
+        c["detect_again"].change(
+            by_component(handlers.detect, self.shown), c["upload"], shown, **gpu, **UI_EVENT
+        )
         # One listener for every trigger: "always_last" then runs one redraw at a time per page, the last one
         # last, so a stale redraw never lands after a newer one. `.change` also catches values set by
-        # handlers (Send to panel, Use Full pose, the size fields following the pose).
+        # handlers (Send to panel, Use Full pose, the size fields following the pose) and every committed
+        # edit in the editor.
+        triggers = [c["draw_mode"], c["people"], *look, c["editor"], c["detected"]]
         gr.on(
-            [c["draw_mode"].change, c["people"].change, *(component.change for component in look)],
-            redraw,
-            [c["upload"], c["draw_mode"], c["people"], *look],
-            [*shown, c["detect_again"]],
+            [component.change for component in triggers],
+            handlers.studio.served.as_files(by_component(handlers.redraw, self.shown)),
+            [c["upload"], c["draw_mode"], c["people"], *look, c["editor"], c["loaded"], c["people_count"]],
+            shown,
             concurrency_id=RENDER_GROUP,
             concurrency_limit=None,
             trigger_mode="always_last",

@@ -13,7 +13,6 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines.errors import NoPersonError
 from pipelines.generation import PoseInput
 from pipelines.generation.sweep import AXES, SweepPlan, SweepProgress, SweepResult, plan_sweep, run_sweep
 from ui.base import (
@@ -31,7 +30,6 @@ from ui.base import (
 )
 from ui.base import user_facing_errors as api_errors
 from ui.generate_panel import SAMPLER_API, GenerateHandlers, panel_request, request_of
-from ui.pose_panel import NO_PERSON_CHOSEN, chosen
 from ui.studio import PoseStudio
 from ui.zerogpu import gpu_task, sweep_seconds
 
@@ -102,6 +100,8 @@ class SweepHandlers:
         x_values: str,
         y_axis: str,
         y_values: str,
+        edited: dict | None = None,
+        loaded: dict | None = None,
         progress: gr.Progress = PROGRESS,
         request: gr.Request | None = None,
         **panel: Any,
@@ -113,7 +113,8 @@ class SweepHandlers:
             base = panel_request(draw_mode=draw_mode, **panel)
             axes = (x_axis, x_values, y_axis, y_values)
             saved = None
-            for update in self._updates(upload, people, base, axes, progress, session_of(request)):
+            pose = (upload, people, edited, loaded)
+            for update in self._updates(pose, base, axes, progress, session_of(request)):
                 if isinstance(update, SavedSweep):
                     saved = update
                 elif isinstance(update, SweepProgress):
@@ -157,7 +158,7 @@ class SweepHandlers:
         with api_errors():
             base = request_of(width=width, height=height, draw_mode=draw_mode, **parameters)
             axes = (x_axis, x_values, y_axis, y_values)
-            for update in self._updates(image, None, base, axes, progress, session=None):
+            for update in self._updates((image, None, None, None), base, axes, progress, session=None):
                 if isinstance(update, SavedSweep):
                     yield {"grid": update.grid(), "cells": update.cells(), "record": update.result.to_json()}
                 elif not isinstance(update, SweepProgress):
@@ -193,8 +194,7 @@ class SweepHandlers:
 
     def _updates(
         self,
-        upload: str | None,
-        people: list[int] | None,
+        pose_inputs: tuple[str | None, list[int] | None, dict | None, dict | None],
         base: Any,
         axes: tuple[str, str, str | None, str | None],
         progress: gr.Progress,
@@ -206,10 +206,8 @@ class SweepHandlers:
         x_axis, x_values, y_axis, y_values = axes
         y_axis, y_values = (y_axis, y_values or "") if y_axis else (None, "")  # API clients may send None
         plan = plan_sweep(base, x_axis or "", x_values or "", y_axis, y_values, settings=self.studio.settings)
-        prepared = self.studio.prepare(upload)
-        if prepared.pose is not None and people is not None and not chosen(people, len(prepared.pose.people)):
-            raise NoPersonError(NO_PERSON_CHOSEN)
-        pose = self.studio.pose_input(prepared, people)
+        upload, people, edited, loaded = pose_inputs
+        pose = self.studio.current(self.studio.prepare(upload), edited, loaded).generation_input(people)
         if not self.studio.generation_engine.is_loaded:
             progress(0, desc=LOADING_GENERATION)
         received = SweepResult(plan, [None] * len(plan.cells), [None] * len(plan.cells), cancelled=True)
@@ -334,6 +332,8 @@ class SweepPanel:
             "upload": pose["upload"],
             "draw_mode": pose["draw_mode"],
             "people": pose["people"],
+            "edited": pose["editor"],
+            "loaded": pose["loaded"],
             **{name: c[name] for name in AXIS_API},
             **generation.fields,
         }
