@@ -2,7 +2,10 @@
 `.venv/bin/python -m docs.make_images` from the repository root, with Debian's chromium installed.
 
 - docs/pose-modes.png: /dwpose in each of the seven draw modes on the standing preset, labelled.
-- docs/screenshot.png: the page after uploading a preset and generating two samples.
+- docs/screenshot.png, docs/screenshot-phone.png: the page at 1440×900 and 390×844 after the standing preset,
+  Full pose and Generate.
+- docs/editor.png: the pose editor after dragging the right wrist up.
+- docs/sweep.png: the sweep section after a 3×2 sweep (guidance scale × scheduler).
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from playwright.sync_api import sync_playwright
 
 from pipelines.pose import DrawMode
-from tests.app_helpers import REPO, running_app
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, running_app
 from ui.pose_panel import DRAW_MODE_LABELS
 
 DOCS = REPO / "docs"
@@ -42,31 +44,78 @@ def pose_modes(url: str) -> Image.Image:
     return Image.fromarray(np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1))
 
 
-def page_screenshot(url: str, path: Path) -> None:
+def _page(browser, url: str, viewport: dict, **options):
+    page = browser.new_page(viewport=viewport, **options)
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    page.click("#preset-standing")
+    page.wait_for_function("document.querySelector('#pose-info').innerText.includes('1 person')")
+    page.get_by_label("Full pose", exact=True).check()
+    page.wait_for_function("document.querySelector('#pose-conditioning').innerText.includes('full pose')")
+    return page
+
+
+def _generate(page, samples: str) -> None:
+    page.locator("#steps input[type=number]").fill("8")
+    page.locator("#steps input[type=number]").press("Enter")
+    page.locator("#samples input[type=number]").fill(samples)
+    page.locator("#samples input[type=number]").press("Enter")
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('✅')")
+    page.wait_for_timeout(1000)
+
+
+def page_screenshots(url: str) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(120_000)
-        page.goto(url)
-        page.set_input_files("#upload input[type=file]", str(POSE))
-        page.wait_for_function("document.querySelector('#pose-info').innerText.includes('1 person')")
-        page.get_by_label("Full pose", exact=True).check()
-        page.fill("#prompt textarea", "a knight in silver armour in a castle courtyard, golden hour")
-        for selector, value in (("#steps", "8"),):
-            page.locator(f"{selector} input[type=number]").fill(value)
-        page.locator("#samples input[type=number]").fill("2")
-        page.locator("#samples input[type=number]").press("Enter")
-        page.click("#generate")
-        page.wait_for_function("document.querySelectorAll('#gallery .caption-label').length === 3")
-        page.wait_for_timeout(1000)
-        page.screenshot(path=str(path), full_page=True)
+        desktop = _page(browser, url, {"width": 1440, "height": 900})
+        _generate(desktop, "2")
+        desktop.mouse.move(0, 0)
+        desktop.evaluate("window.scrollTo(0, 0)")
+        desktop.screenshot(path=str(DOCS / "screenshot.png"))
+
+        phone = _page(browser, url, {"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+        _generate(phone, "1")
+        phone.locator("#prompt").scroll_into_view_if_needed()
+        phone.evaluate(
+            "window.scrollBy(0, document.querySelector('#prompt').getBoundingClientRect().top - 8)"
+        )
+        phone.screenshot(path=str(DOCS / "screenshot-phone.png"))
+
+        desktop.click("#editor button")
+        desktop.wait_for_selector('#pose-editor circle[data-part="body"][data-index="4"]')
+        wrist = desktop.locator('#pose-editor [data-person="0"][data-part="body"][data-index="4"]')
+        wrist.scroll_into_view_if_needed()
+        box = wrist.bounding_box()
+        start = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        desktop.mouse.move(*start)
+        desktop.mouse.down()
+        desktop.mouse.move(start[0] + 40, start[1] - 230, steps=8)
+        desktop.mouse.up()
+        desktop.wait_for_function("document.querySelector('#pose-info').innerText.includes('Edited')")
+        desktop.wait_for_timeout(800)
+        desktop.locator("#editor").screenshot(path=str(DOCS / "editor.png"))
+
+        desktop.click("#sweep button")
+        x_values = desktop.locator("#sweep-x-values textarea")
+        x_values.wait_for()
+        x_values.fill("3, 7.5, 12")
+        x_values.press("Tab")
+        desktop.locator("#sweep-y-axis input").click()
+        desktop.get_by_role("option", name="Scheduler").click()
+        desktop.locator("#sweep-y-values textarea").fill("Euler a, DDIM")
+        desktop.locator("#sweep-y-values textarea").press("Tab")
+        desktop.click("#sweep-run")
+        desktop.wait_for_function("document.querySelector('#sweep-status').innerText.startsWith('✅')")
+        desktop.wait_for_timeout(1000)
+        desktop.locator("#sweep").screenshot(path=str(DOCS / "sweep.png"))
         browser.close()
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, running_app(Path(scratch)) as url:
         pose_modes(url).save(DOCS / "pose-modes.png")
-        page_screenshot(url, DOCS / "screenshot.png")
+        page_screenshots(url)
 
 
 if __name__ == "__main__":

@@ -397,7 +397,6 @@ def test_other_tools_openpose_json_through_the_server(server, tmp_path):
 def test_the_mcp_server_is_on_unless_turned_off(monkeypatch, tmp_path, value, expected):
     launched = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
-    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path))
     if value is not None:
         monkeypatch.setenv("POSE_STUDIO_MCP_SERVER", value)
     app.main(["--preset", "tiny"])

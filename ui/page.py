@@ -32,7 +32,7 @@ CSS = """
 #status { min-height: 1.5em; }
 #presets { align-items: center; gap: 6px; }
 #presets .presets-label { flex: 0 0 auto; min-width: 0; }
-#gallery .caption-label { white-space: normal; overflow: visible; }
+#gallery .caption-label, #sweep-cells .caption-label { white-space: normal; overflow: visible; }
 #gallery .grid-wrap.fixed-height { max-height: none; height: auto; }  /* every sample whole, no scroll */
 @media (min-width: 1024px) {
   #main { display: grid; grid-template-columns: 5fr 7fr; column-gap: var(--layout-gap); align-items: start; }

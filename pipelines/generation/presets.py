@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipelines.errors import ModelError
 from pipelines.settings import ENV_PREFIX, Settings
@@ -75,8 +75,6 @@ class Preset:
     extras: tuple[ModelSource, ...] = EXTRAS
     # setting -> writer of a stand-in used instead of a Hub id (a local folder in the setting still wins)
     stand_ins: dict[str, StandIn] = field(default_factory=dict)
-    # Request fields of the page's pose-preset examples beyond their prompt and seed (default: the request's)
-    example_request: dict[str, Any] = field(default_factory=dict)
 
 
 def load_pretrained(
@@ -131,8 +129,6 @@ PRESETS: dict[str, Preset] = {
             "preview_model": lambda folder, settings: _tiny().save_tiny_taesd(folder),
             "draft_lora": lambda folder, settings: _tiny().save_tiny_lora(folder, settings.draft_lora_file),
         },
-        # Its samples are noise: a cheap example shows the path works without 30 steps at 1024² on a CPU.
-        example_request={"num_inference_steps": 4, "width": 256, "height": 256},
     ),
 }
 
