@@ -262,7 +262,7 @@ def _conditioning(prepared: PreparedPose, pose: PoseResult | None, mode: DrawMod
     image = conditioning_for(look.request(mode), source).image
     height, width = image.shape[:2]
     what = "your skeleton, letterboxed" if pose is None else DRAW_MODE_LABELS[mode].lower()
-    return gr.update(value=image, label=f"{CONDITIONING_LABEL}: {what}, {width}×{height}")
+    return gr.update(value=image, label=f"ControlNet: {what}, {width}×{height}")
 
 
 def _describe(current: CurrentPose, people: list[int] | None) -> str:
