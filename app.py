@@ -83,7 +83,6 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: {error}")
         return
     from ui.hosted_api import HostedApi
-    from ui.mcp_tools import document_tools
     from ui.page import CSS, THEME, create_demo
     from ui.pose_panel import PRESETS_DIR
     from ui.sessions import session_guard_kwargs
@@ -95,7 +94,6 @@ def main(argv: list[str] | None = None) -> None:
     if zerogpu.on_zerogpu():
         zerogpu.load_at_start_up(studio)  # in this process, before launch: ZeroGPU packs the weights then
     demo = create_demo(studio)
-    document_tools(demo)  # the MCP tools' names and descriptions
     # The hosted services' routes live on Gradio's own FastAPI app and call back into its queue.
     hosted = HostedApi(settings, local_url=lambda: demo.local_url)
     demo.launch(

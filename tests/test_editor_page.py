@@ -237,3 +237,37 @@ def test_the_editor_in_the_page_on_a_phone_with_touch(browser, server):
     app.wait_for_redraw(old)
     app.shot("phone-touch-drag")
     app.close()
+
+
+def test_a_new_preset_asks_before_replacing_edits(browser, server):
+    """Unsaved edits: a new preset asks first; "Cancel" keeps the edited pose (and its file), "OK" replaces
+    it."""
+    app = Page(browser, server, {"width": 1440, "height": 900})
+    app.standing_in_the_editor()
+    old = app.page.get_attribute("#pose-conditioning img", "src")
+    app.drag(app.centre("body", 4), 0, -60)
+    app.wait_for_redraw(old)
+    edited = app.image("#pose-conditioning img")
+    asked: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    app.page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    app.page.click("#preset-t-pose")
+    app.page.wait_for_function(
+        "document.querySelector('#pose-info').innerText.startsWith('Kept your edited pose')"
+    )
+    assert asked == ["Replace your edited pose with the new one? Your edits will be lost."]
+    assert "standing\n.json" in app.page.inner_text("#upload")  # the file the edits belong to
+    assert app.page.get_attribute("#pose-editor", "data-unsaved") == "true"
+    app.page.wait_for_timeout(500)
+    assert np.array_equal(app.image("#pose-conditioning img"), edited)
+
+    app.page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    app.page.click("#preset-t-pose")
+    app.page.wait_for_function("document.querySelector('#pose-info').innerText.includes('t-pose.json')")
+    assert len(asked) == 2
+    app.page.wait_for_function("document.querySelector('#pose-editor').dataset.unsaved === 'false'")
+    app.close()

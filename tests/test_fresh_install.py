@@ -142,6 +142,9 @@ def test_every_pose_preset_shows_its_pose_and_generate_makes_a_picture(new_user_
             label = Path(name).stem
             before = _sources(page, PREVIEW_IMAGES)
             page.click(f"#preset-{label}")
+            page.wait_for_function(  # the summary names the file: this preset's pose is in
+                "name => document.querySelector('#pose-info').innerText.includes(name)", arg=name
+            )
             page.wait_for_function(
                 "([old, selector]) => { const now = [...document.querySelectorAll(selector)].map(i => i.src);"
                 " return now.length === 2 && JSON.stringify(now) !== JSON.stringify(old)"

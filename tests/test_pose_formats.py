@@ -190,7 +190,7 @@ def test_the_page_says_when_the_canvas_was_inferred(tmp_path):
     shown = PoseHandlers(studio).show(str(upload), "body-pose")
     pose_json, info = shown["pose_json"], shown["info"]
     assert info == (
-        "**Pose JSON**, 370×389: 1 person. The file has no canvas size; using 370x389, the smallest that "
-        "holds every point. Give the size of the image it belongs to if that is wrong."
+        "**Pose JSON** `openpose.json`, 370×389: 1 person. The file has no canvas size; using 370x389, the "
+        "smallest that holds every point. Give the size of the image it belongs to if that is wrong."
     )
     assert (pose_json["canvas_width"], pose_json["canvas_height"]) == (370, 389)

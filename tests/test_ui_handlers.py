@@ -147,7 +147,7 @@ def test_a_photo_is_detected_once_and_every_mode_redraws_from_the_cache(poses, c
     shown = poses.show(str(photo_path), **look(DrawMode.BODY_POSE.value))
     pose = from_openpose_json(shown["pose_json"])
     assert len(pose.people) == 1 and (pose.width, pose.height) == (240, 320)
-    assert shown["info"] == "**Photo**, 240×320: 1 person."
+    assert shown["info"] == "**Photo** `photo.png`, 240×320: 1 person."
     assert shown["pose_size"] == [240, 320]
     assert np.array_equal(
         value(shown["overlay"]), draw_overlay(photo, pose, DrawMode.BODY_POSE, numbered=True)
@@ -184,7 +184,7 @@ def test_a_pose_json_file_is_parsed_not_detected(poses, counted_detect):
     expected = from_openpose_json(PRESET.read_bytes())
     shown = poses.show(str(PRESET), **look(DrawMode.HAND_POSE.value))
     assert counted_detect == []
-    assert shown["info"] == "**Pose JSON**, 1152×896: 1 person."
+    assert shown["info"] == "**Pose JSON** `t-pose.json`, 1152×896: 1 person."
     assert shown["overlay"]["label"] == "The pose file, every part"
     assert np.array_equal(value(shown["conditioning"]), conditioning_image(expected, "hand-pose", (128, 96)))
     written = json.loads(PRESET.read_text())["people"][0]["pose_keypoints_2d"]
@@ -200,7 +200,7 @@ def test_a_skeleton_image_is_used_as_it_is_and_the_draw_mode_is_disabled(poses, 
     assert shown["draw_mode"]["interactive"] is False
     assert np.array_equal(value(shown["conditioning"]), conditioning_image(skeleton, "face-pose", (128, 96)))
     assert "your skeleton, letterboxed, 128×96" in shown["conditioning"]["label"]
-    assert shown["info"].startswith("**OpenPose skeleton**, 1152×896")
+    assert shown["info"].startswith("**OpenPose skeleton** `skeleton.png`, 1152×896")
     assert poses.studio.prepare(path).kind is UploadKind.SKELETON
 
 
@@ -535,7 +535,7 @@ def test_a_mode_change_on_an_uncached_upload_detects_nothing_and_asks_the_gpu_qu
     assert counted_detect == []
     poses.show(str(photo), **look("body-pose"))  # what the token's change runs
     redrawn = poses.redraw(str(photo), people=None, **look("face-pose"))
-    assert redrawn["info"] == "**Photo**, 200×260: 1 person." and "detect_again" not in redrawn
+    assert redrawn["info"] == "**Photo** `new.png`, 200×260: 1 person." and "detect_again" not in redrawn
     assert counted_detect == [1]
 
 
@@ -557,7 +557,7 @@ def test_a_big_photo_is_cached_at_display_size_and_previewed_there(poses, tmp_pa
     shown = poses.show(str(path), **look("body-pose"))
     assert value(shown["overlay"]).shape == (853, PREVIEW_MAX_SIDE, 3)
     assert (shown["pose_json"]["canvas_width"], shown["pose_json"]["canvas_height"]) == (3000, 2000)
-    assert shown["info"].startswith("**Photo**, 3000×2000")
+    assert shown["info"].startswith("**Photo** `big.png`, 3000×2000")
     cached = poses.studio.poses.peek(content_key(path.read_bytes()))
     assert cached.image.shape == (853, PREVIEW_MAX_SIDE, 3)
     assert poses.dwpose(str(path), DrawMode.BODY_POSE.value)["image"].shape == (2000, 3000, 3)

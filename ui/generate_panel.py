@@ -37,6 +37,7 @@ from ui.base import (
 )
 from ui.base import user_facing_errors as api_errors
 from ui.components import raw_values
+from ui.mcp_tools import as_tool
 from ui.pose_panel import DRAW_MODE_LABELS, is_mask, pose_size_bucket
 from ui.studio import PoseStudio
 from ui.zerogpu import generation_seconds, gpu_task
@@ -655,7 +656,7 @@ class GeneratePanel:
             outputs = {"images": gr.Gallery(label="images", format="png"), "seeds": gr.JSON(label="seeds")}
         available = {**self.fields, **self.components["api_size"], "draw_mode": pose["draw_mode"]}
         trigger.click(
-            heavy(by_component(self.handlers.api, outputs)),
+            as_tool("generate", heavy(by_component(self.handlers.api, outputs))),
             pose["upload"],
             list(outputs.values()),
             inputs_kwargs={name: available[name] for name in GENERATE_API},

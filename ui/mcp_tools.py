@@ -9,8 +9,6 @@ import functools
 import inspect
 from collections.abc import Callable
 
-import gradio as gr
-
 from pipelines.generation import SCHEDULERS
 from pipelines.pose import DrawMode
 
@@ -114,9 +112,8 @@ def _documented(fn: Callable, name: str, doc: str) -> Callable:
     return wrapper
 
 
-def document_tools(demo: gr.Blocks) -> None:
-    """Give the API endpoints of `demo` their MCP tool names and descriptions (before launch)."""
-    for block_fn in demo.fns.values():
-        if block_fn.api_name in TOOLS:
-            name, doc = TOOLS[block_fn.api_name]
-            block_fn.fn = _documented(block_fn.fn, name, doc)
+def as_tool(api_name: str, fn: Callable) -> Callable:
+    """The handler of the endpoint `api_name` under its MCP tool's name and description (a panel wraps its
+    endpoint's handler with this as it wires it)."""
+    name, doc = TOOLS[api_name]
+    return _documented(fn, name, doc)

@@ -24,8 +24,8 @@ from pipelines.pose import CONDITIONING_MODES, DrawMode, draw_overlay, draw_pose
 from pipelines.pose.keypoints import PoseResult
 from ui.base import PROGRESS, RENDER_GROUP, UI_EVENT, Outputs, by_component, error_status
 from ui.base import user_facing_errors as api_errors
-from ui.components import raw_values
 from ui.editor import create_editor, load_pose, photo_data_url
+from ui.mcp_tools import as_tool
 from ui.studio import CurrentPose, PoseStudio, chosen
 from ui.uploads import PreparedPose, UploadKind, display_size
 
@@ -123,7 +123,7 @@ class PoseHandlers:
             background = photo_data_url(prepared.image) if prepared.kind is UploadKind.PHOTO else None
             html, loaded = load_pose(current.pose, background, self.studio.settings)
             return {
-                **self._outputs(current, None, look),
+                **self._outputs(current, None, look, Path(upload).name),
                 **_people_choices(current.count),
                 "editor": html,
                 "loaded": loaded,
@@ -157,9 +157,10 @@ class PoseHandlers:
                 return {"detect_again": uuid.uuid4().hex}
             current = self.studio.current(prepared, edited, loaded)
             look = Look(draw_mode, auto_size, width, height, thick_lines)
+            name = Path(upload).name
             if people_count is not None and current.count != people_count:
-                return {**self._outputs(current, None, look), **_people_choices(current.count)}
-            return self._outputs(current, people, look)
+                return {**self._outputs(current, None, look, name), **_people_choices(current.count)}
+            return self._outputs(current, people, look, name)
         except Exception as error:
             return {"info": error_status(error)}
 
@@ -189,10 +190,10 @@ class PoseHandlers:
             "pose_size": None,
         }
 
-    def _outputs(self, current: CurrentPose, people: list[int] | None, look: Look) -> Outputs:
+    def _outputs(self, current: CurrentPose, people: list[int] | None, look: Look, name: str) -> Outputs:
         prepared, mode = current.prepared, parse_mode(look.draw_mode)
         outputs: Outputs = {
-            "info": _describe(current, people),
+            "info": _describe(current, people, name),
             "draw_mode": gr.update(interactive=current.pose is not None),
             "pose_size": _source_size(prepared),
         }
@@ -265,18 +266,20 @@ def _conditioning(prepared: PreparedPose, pose: PoseResult | None, mode: DrawMod
     return gr.update(value=image, label=f"ControlNet: {what}, {width}×{height}")
 
 
-def _describe(current: CurrentPose, people: list[int] | None) -> str:
+def _describe(current: CurrentPose, people: list[int] | None, name: str) -> str:
+    """One line on the pose: what the file is and its name, its size, the people, and what was done to it."""
     prepared = current.prepared
+    kind = f"**{prepared.kind.value}** `{name}`"
     if current.pose is None:
         height, width = prepared.image.shape[:2]
-        return f"**{prepared.kind.value}**, {width}×{height}: used as it is, so the draw mode does not apply."
+        return f"{kind}, {width}×{height}: used as it is, so the draw mode does not apply."
     pose, count = current.pose, current.count
     found = "no person found" if count == 0 else f"{count} {'person' if count == 1 else 'people'}"
     if count > 1:
         ticked = len(chosen(people, count))
         found += f" (numbered in the preview; {ticked} of {count} in the conditioning)"
     edited = " Edited in the editor." if current.edited else ""
-    return f"**{prepared.kind.value}**, {pose.width}×{pose.height}: {found}.{edited}" + "".join(
+    return f"{kind}, {pose.width}×{pose.height}: {found}.{edited}" + "".join(
         f" {note}" for note in prepared.notes
     )
 
@@ -318,14 +321,17 @@ class PosePanel:
             info="The pose modes are what the ControlNet gets; the masks are exports for inpainting.",
             elem_id="draw-mode",
         )
-        c["people"] = raw_values(  # None (a raw client's "no choice") reaches `chosen` as everyone
-            gr.CheckboxGroup(
-                label="People in the conditioning",
-                info="Numbered as in the preview; untick someone to leave them out of the image.",
-                type="value",
-                visible=False,
-                elem_id="people",
-            )
+        # A dropdown taking any value: Gradio checks a CheckboxGroup's values against its choices of the
+        # moment, which change with every pose, so a click racing a new pose failed; `chosen` keeps only real
+        # people.
+        c["people"] = gr.Dropdown(
+            label="People in the conditioning",
+            info="Numbered as in the preview; remove someone to leave them out of the image.",
+            multiselect=True,
+            allow_custom_value=True,
+            type="value",
+            visible=False,
+            elem_id="people",
         )
         c["info"] = gr.Markdown(elem_id="pose-info")
         c["pose_size"] = gr.State()
@@ -431,7 +437,7 @@ class PosePanel:
                 "json": gr.JSON(label="OpenPose JSON"),
             }
         trigger.click(
-            heavy(by_component(self.handlers.dwpose, outputs)),
+            as_tool("dwpose", heavy(by_component(self.handlers.dwpose, outputs))),
             [self["upload"], self["draw_mode"]],
             list(outputs.values()),
             api_name="dwpose",

@@ -30,6 +30,7 @@ from ui.base import (
 )
 from ui.base import user_facing_errors as api_errors
 from ui.generate_panel import SAMPLER_API, GenerateHandlers, panel_request, request_of
+from ui.mcp_tools import as_tool
 from ui.studio import PoseStudio
 from ui.zerogpu import gpu_task, sweep_seconds
 
@@ -382,7 +383,7 @@ class SweepPanel:
             "draw_mode": pose["draw_mode"],
         }
         trigger.click(
-            heavy(by_component(self.handlers.api, outputs)),
+            as_tool("sweep", heavy(by_component(self.handlers.api, outputs))),
             pose["upload"],
             list(outputs.values()),
             inputs_kwargs={name: available[name] for name in SWEEP_API},
