@@ -269,5 +269,6 @@ def test_a_new_preset_asks_before_replacing_edits(browser, server):
     app.page.click("#preset-t-pose")
     app.page.wait_for_function("document.querySelector('#pose-info').innerText.includes('t-pose.json')")
     assert len(asked) == 2
+    app.shot("asks-accepted")
     app.page.wait_for_function("document.querySelector('#pose-editor').dataset.unsaved === 'false'")
     app.close()

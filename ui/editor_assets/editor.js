@@ -23,6 +23,10 @@ const asPose = (value) => (value && typeof value === 'object' && Array.isArray(v
 let pose = asPose(props.value);
 let baseline = JSON.stringify(pose);
 let loadMark = props.load_id;
+// Gradio may hand a load's props over in two passes, its mark before its value: until the value has come,
+// a new value is the load's, not an edit of the page's.
+let lastValue = JSON.stringify(props.value);
+let awaitingLoad = false;
 let undoStack = [];
 let redoStack = [];
 let selected = -1;          // the selected person, or -1
@@ -217,6 +221,7 @@ function commit(next, note = '') {
 
 function publish(note = '') {
   props.value = clone(pose);  // Gradio sends it and fires the component's change event
+  lastValue = JSON.stringify(props.value);
   render();
   setStatus(note);
 }
@@ -408,7 +413,11 @@ document.addEventListener('keydown', onKey);
 
 // The page loads a pose (a new load mark: history starts again) or sets the value or background.
 watch(Object.keys({ value: 0, load_id: 0, background: 0 }), () => {
-  if (props.load_id !== loadMark) {
+  const value = JSON.stringify(props.value);
+  const valueCame = value !== lastValue;
+  lastValue = value;
+  if (props.load_id !== loadMark || (awaitingLoad && valueCame)) {
+    awaitingLoad = props.load_id !== loadMark && !valueCame;
     loadMark = props.load_id;
     pose = asPose(props.value);
     baseline = JSON.stringify(pose);
