@@ -1,7 +1,8 @@
 """The MCP tools: Gradio's MCP server (on unless POSE_STUDIO_MCP_SERVER=0) exposes the named API endpoints,
-each as a tool named after its function and described by its docstring. The UI's own events are
-`api_visibility="undocumented"`, so they are no tools; the three API endpoints get their tool names and the
-descriptions an agent needs here, without changing the handlers the page shares."""
+each as a tool named after its function and described by its docstring. The page's own events are
+`api_visibility="private"`, so they are no tools; the three API endpoints get their tool names and the
+descriptions an agent needs here (`as_tool`, applied as each panel wires its endpoint), without changing the
+handlers the page shares."""
 
 from __future__ import annotations
 

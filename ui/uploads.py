@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 
 from pipelines.generation.inputs import is_openpose_skeleton
-from pipelines.generation.request import PoseInput
 from pipelines.images import load_image
 from pipelines.pose.formats import read_openpose
 from pipelines.pose.keypoints import PoseResult
@@ -45,10 +44,6 @@ class PreparedPose:
     image: np.ndarray | None  # RGB uint8: the skeleton as uploaded, the photo at display size; None for JSON
     pose: PoseResult | None
     notes: tuple[str, ...] = ()  # what reading another tool's JSON did (canvas inferred, coordinates scaled)
-
-    @property
-    def generation_input(self) -> PoseInput:
-        return self.pose if self.pose is not None else self.image
 
     @property
     def nbytes(self) -> int:
