@@ -172,6 +172,12 @@ def test_the_preview_is_at_the_size_a_run_uses(poses):
     assert (value(thin["conditioning"]) > 0).sum() < (value(auto["conditioning"]) > 0).sum()
 
 
+def test_a_size_out_of_range_is_refused_before_anything_is_drawn(poses):
+    refused = poses.show(str(PRESET), **look("body-pose", width=100_000, height=96))
+    assert value(refused["conditioning"]) is None
+    assert refused["info"].endswith("❌ width must be an integer between 64 and 2048 (got 100000)")
+
+
 def test_the_same_bytes_under_another_name_hit_the_cache(poses, counted_detect, photo_path, tmp_path):
     poses.show(str(photo_path), **look(DrawMode.FULL_POSE.value))
     copy = tmp_path / "renamed.png"

@@ -40,6 +40,7 @@ ASK_BEFORE_REPLACING = """(...inputs) => {
     'Replace your edited pose with the new one? Your edits will be lost.');
   return inputs;
 }"""
+PREVIEW_PROMPT = "preview"  # the preview's request draws only: any prompt passes the check
 KEPT_EDITS = "Kept your edited pose; the new file was not loaded. Upload it again to replace the edits."
 
 DRAW_MODE_LABELS = {
@@ -83,11 +84,18 @@ class Look:
     thick_lines: bool = True
 
     def request(self, draw_mode: DrawMode) -> GenerationRequest:
-        """The request a run would make, as far as its conditioning goes."""
+        """The request a run would make, as far as its conditioning goes, checked as a run checks it (a size
+        typed out of range is refused here too, before anything is drawn)."""
         width, height = (None, None) if self.auto_size else (self.width, self.height)
-        return GenerationRequest(
-            prompt="", draw_mode=draw_mode.value, width=width, height=height, thick_lines=self.thick_lines
+        request = GenerationRequest(
+            prompt=PREVIEW_PROMPT,
+            draw_mode=draw_mode.value,
+            width=width,
+            height=height,
+            thick_lines=self.thick_lines,
         )
+        request.validate()
+        return request
 
 
 class PoseHandlers:
