@@ -12,7 +12,9 @@ Interface for the page (build it inside the page's `gr.Blocks`):
   `editor_pose(value, settings)` (checked and clipped like any uploaded JSON; `.note` says what was clipped).
   It fires once per committed edit, and after a `load_pose` that changes the value (Gradio fires change
   for every new value).
-- `panel.loaded` (gr.State): the pose last loaded, for `unsaved_edits`.
+- `panel.loaded` (a hidden gr.JSON): the pose last loaded, for `unsaved_edits`. It lives in the browser,
+  beside the editor's value, so an event sends the two as one snapshot: a server-side State would already
+  hold a new load while the browser still sends the editor's old pose, which then looked edited.
 - Load a pose (history starts again, Reset comes back to it): an event with `outputs=panel.load_outputs`
   returning `load_pose(pose, background)`; `pose` is a PoseResult, an OpenPose JSON dict or None (an empty
   canvas), `background` an image URL served by the app or a data URL (`photo_data_url(image)`), or None.
@@ -148,7 +150,7 @@ class EditorPanel:
     """The editor's components (see the module docstring for how the page uses them)."""
 
     html: gr.HTML
-    loaded: gr.State
+    loaded: gr.JSON
 
     @property
     def load_outputs(self) -> list[gr.components.Component]:
@@ -288,4 +290,4 @@ def create_editor(
         load_id="initial",
         background=background or "",
     )
-    return EditorPanel(html=html, loaded=gr.State(value))
+    return EditorPanel(html=html, loaded=gr.JSON(value, visible=False))
