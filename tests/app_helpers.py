@@ -136,6 +136,20 @@ def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path) -> None:
     raise RuntimeError(f"the app did not answer within {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()}")
 
 
+@contextmanager
+def chromium_browser() -> Iterator:
+    """Debian's Chromium, headless, driven by Playwright; the test is skipped when either is missing."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/setup.sh test installs it)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def fill_small_generation(page, prompt: str, steps: int, size: int = 128) -> None:
     """In the browser: a prompt, a fixed small size and few steps, so a run takes seconds on CPU."""
     page.fill("#prompt textarea", prompt)

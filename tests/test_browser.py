@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 
 from tests.app_helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     REPO,
+    chromium_browser,
     fill_small_generation,
     running_app,
 )
@@ -40,12 +39,8 @@ def server(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh test installs it)")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 def open_page(browser, server, viewport=DESKTOP, **options):

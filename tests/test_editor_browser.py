@@ -17,7 +17,7 @@ from pipelines.pose import edits
 from pipelines.pose.edits import grid_step
 from pipelines.pose.keypoints import PoseResult, from_openpose_json, to_openpose_json
 from pipelines.settings import Settings
-from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, free_port, synthetic_photo
+from tests.app_helpers import REPO, chromium_browser, free_port, synthetic_photo
 from ui.editor import STANDING_TEMPLATE, create_editor, load_pose, photo_data_url, unsaved_edits
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -82,12 +82,8 @@ def server() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh test installs it)")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 class EditorPage:

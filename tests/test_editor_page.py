@@ -16,7 +16,12 @@ from PIL import Image
 from pipelines.generation import GenerationRequest
 from pipelines.generation.inputs import conditioning_for
 from pipelines.pose.keypoints import from_openpose_json
-from tests.app_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, fill_small_generation, running_app
+from tests.app_helpers import (
+    REPO,
+    chromium_browser,
+    fill_small_generation,
+    running_app,
+)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -36,12 +41,8 @@ def server(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh test installs it)")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 class Page:

@@ -23,10 +23,9 @@ from pipelines.generation import GenerationRequest
 from pipelines.generation.sweep import AXES, plan_sweep
 from pipelines.settings import Settings
 from tests.app_helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PANEL,
     REPO,
+    chromium_browser,
     fill_small_generation,
     running_app,
     synthetic_photo,
@@ -323,13 +322,8 @@ def test_a_sweep_is_one_gpu_call_asking_for_its_cells_duration(app_on_zerogpu, c
 
 @pytest.fixture(scope="module")
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh test installs it)")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.mark.browser
