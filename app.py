@@ -8,7 +8,11 @@ import logging
 import os
 import sys
 
-# First: on ZeroGPU it imports `spaces`, which must patch torch.cuda before anything imports torch.
+# First, before anything imports gradio: importing it turns Gradio's import-time stub rewrite off (~1.2 s).
+import ui.gradio_startup  # noqa: F401
+
+# isort: split
+# Next: on ZeroGPU it imports `spaces`, which must patch torch.cuda before anything imports torch.
 from ui import zerogpu
 
 # isort: split

@@ -4,6 +4,7 @@ on first use or in the background after the first page (benchmarks/bench_startup
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import subprocess
 import sys
@@ -16,9 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "diffusers", "onnxruntime", "transformers", "peft")
 
 BUILD_THE_PAGE = f"""
+import json
 import sys
 import app
+import gradio as gr
 from pipelines.settings import Settings
+from ui.gradio_startup import stub_regeneration_skipped
 from ui.page import create_demo
 from ui.studio import PoseStudio
 
@@ -26,7 +30,12 @@ settings = app.settings_from(app.parse_args(["--preset", "tiny"]))
 studio = PoseStudio(settings)
 demo = create_demo(studio)
 assert studio.is_stand_in
-print(sorted(name for name in {HEAVY!r} if name in sys.modules))
+print(json.dumps({{
+    "heavy": sorted(name for name in {HEAVY!r} if name in sys.modules),
+    "stubs_skipped": stub_regeneration_skipped(),
+    "button_events": [event.event_name for event in gr.Button.EVENTS],
+    "dependencies": len(demo.fns),
+}}))
 """
 
 
@@ -41,7 +50,48 @@ def test_building_the_page_imports_no_model_library(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    built = json.loads(done.stdout.strip().splitlines()[-1])
+    assert built["heavy"] == []
+    # app.py turned Gradio's import-time stub rewrite off (ui/gradio_startup.py); a Gradio release that
+    # renames it fails here. The components keep their events and the page all its event handlers.
+    assert built["stubs_skipped"] is True
+    assert "click" in built["button_events"]
+    assert built["dependencies"] >= 30
+
+
+def test_skipping_stub_regeneration_leaves_gradio_and_its_stubs_as_installed(tmp_path):
+    """In a fresh process: the hook is in place before gradio, components defined afterwards (ours too) work
+    and get their event methods, and no `.pyi` file in the installed Gradio is touched."""
+    script = """
+import json, sys
+from pathlib import Path
+from ui.gradio_startup import skip_stub_regeneration, stub_regeneration_skipped
+assert not stub_regeneration_skipped()  # imported the module: hook in place, gradio not yet imported
+skip_stub_regeneration()  # again: still one hook
+import gradio as gr
+stubs = {str(p): p.stat().st_mtime_ns for p in Path(gr.__file__).parent.rglob("*.pyi")}
+class Badge(gr.HTML):
+    EVENTS = ["click"]
+after = {str(p): p.stat().st_mtime_ns for p in Path(gr.__file__).parent.rglob("*.pyi")}
+print(json.dumps({
+    "skipped": stub_regeneration_skipped(),
+    "hooks": sum(type(f).__name__ == "_StubRegenerationOff" for f in sys.meta_path),
+    "stubs": len(stubs),
+    "stubs_unchanged": stubs == after,
+    "badge_has_click": callable(Badge.click),
+    "textbox_events": [e.event_name for e in gr.Textbox.EVENTS][:3],
+}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["skipped"] is True
+    assert result["hooks"] == 1
+    assert result["stubs"] > 40 and result["stubs_unchanged"] is True
+    assert result["badge_has_click"] is True
+    assert result["textbox_events"] == ["change", "input", "select"]
 
 
 def test_the_background_import_waits_for_the_page_to_answer(tmp_path, monkeypatch):
