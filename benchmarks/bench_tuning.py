@@ -12,8 +12,9 @@ the random full-size SDXL of bench_generate. The timings are valid with random w
   ms per step, and the smallest `preview_every` that keeps the preview under 3 % of the denoising time; plus
   the measured end-to-end cost of previews at every step (a run with previews against one without).
 - draft: the same request at 30 steps (Euler a, guidance 7.5) and as a draft (4 steps, Euler trailing, no
-  guidance): end to end, denoise, the ratio, and the LoRA's memory (its parameters; CUDA: allocated bytes
-  before and after loading it).
+  guidance), drafts one after another as in the tuning loop: end to end, denoise, the ratio; the memory of
+  the draft's merged copy of the weights the LoRA changes (CUDA: also allocated bytes after loading), and one
+  switch between the modes with that copy beside the weights and in CPU memory.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from benchmarks.bench_generate import (
     standing_pose,
 )
 from pipelines.generation import GenerationEngine
+from pipelines.generation.draft import DraftWeights
 from pipelines.generation.engine import SYNCHRONIZE, resolve_device
 from pipelines.generation.tiny import build_tiny_pipeline, save_random_lora, save_tiny_taesd
 from pipelines.settings import Settings
@@ -154,6 +156,8 @@ def replace_preview_every(engine: GenerationEngine, every: int) -> GenerationEng
 
 
 def draft(engine: GenerationEngine, plan: Plan, steps: int, counts: tuple[int, ...]) -> dict:
+    """Drafts one after another (the tuning loop) against full runs; then what a switch between the two
+    modes costs, with the draft's copy beside the weights (the default) and in CPU memory."""
     rows = {}
     for samples in counts:
         full = median_runs(engine, benchmark_request(plan, samples, num_inference_steps=steps), plan)
@@ -166,7 +170,27 @@ def draft(engine: GenerationEngine, plan: Plan, steps: int, counts: tuple[int, .
             "end_to_end_ratio": round(full["end_to_end"] / quick["end_to_end"], 2),
             "denoise_ratio": round(full["denoise"] / quick["denoise"], 2),
         }
-    return {"recipe": engine.runtime.get("draft"), "full_steps": steps, **rows}
+    return {
+        "recipe": engine.runtime.get("draft"),
+        "full_steps": steps,
+        **rows,
+        "switch_ms": switch_ms(engine, plan),
+    }
+
+
+def switch_ms(engine: GenerationEngine, plan: Plan) -> dict[str, float]:
+    """One swap of the merged weights (Draft ↔ full), median of an even number, so the models end as they
+    began. `copy_on_cpu` is the same weights held in CPU memory (pinned on CUDA), as that setting makes it."""
+    weights = engine._draft_weights
+    pinned = engine.device.type == "cuda"
+    on_cpu = DraftWeights(
+        [(p, o.cpu().pin_memory() if pinned else o.cpu().clone()) for p, o in weights._pairs]
+    )
+    rounds = 2 * max(plan.runs, 3)
+    return {
+        "beside_the_weights": ms(timed_runs(weights.swap, warmup=2, runs=rounds)),
+        "copy_on_cpu": ms(timed_runs(on_cpu.swap, warmup=2, runs=rounds)),
+    }
 
 
 def run(plan: Plan, settings: Settings, parts: tuple[str, ...], quick: bool) -> dict:
@@ -183,7 +207,7 @@ def run(plan: Plan, settings: Settings, parts: tuple[str, ...], quick: bool) -> 
         report["load_s"] = round(time.perf_counter() - started, 2)
         report["runtime"] = engine.runtime
         report["notices"] = engine.notices
-        report["draft_lora_bytes"] = engine._draft_bytes
+        report["draft_weights_bytes"] = engine._draft_weights.nbytes
         if device.type == "cuda":
             report["cuda_allocated_after_load_mb"] = round(
                 (torch.cuda.memory_allocated(device) - before) / 2**20, 1

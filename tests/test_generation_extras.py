@@ -168,6 +168,45 @@ def test_turning_draft_off_gives_the_exact_full_images_again(engine, folders, po
     assert all(np.array_equal(a, b) for a, b in zip(expected, again, strict=True))
 
 
+def test_a_draft_runs_the_plain_layers_with_the_lora_merged_and_full_mode_its_own_weights(
+    engine, folders, pose
+):
+    """No peft layer stays in the UNet (a draft step costs a full step). During a draft, a layer holds W + B·A
+    computed here from the saved file; during a full run, W exactly; the fused q/k/v weight follows its
+    parts, so fused attention sees the draft too."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from safetensors.torch import load_file
+
+    unet = engine.pipeline.unet
+    assert not any(isinstance(module, BaseTunerLayer) for module in unet.modules())
+    saved = load_file(folders["lora"] / LORA_FILE)
+    name = next(key for key in saved if key.endswith("attn1.to_k.lora_A.weight")).removesuffix(
+        ".lora_A.weight"
+    )
+    layer = unet.get_submodule(name.removeprefix("unet."))
+    fused = unet.get_submodule(name.removeprefix("unet.").rsplit(".", 1)[0]).to_qkv
+    rows = slice(layer.out_features, 2 * layer.out_features)  # k is the second third of q/k/v
+    full = layer.weight.detach().clone()
+    update = saved[f"{name}.lora_B.weight"] @ saved[f"{name}.lora_A.weight"]
+    seen = {}
+
+    def look(draft: bool):
+        def progress(step: int, total: int) -> None:
+            seen[draft] = (layer.weight.detach().clone(), fused.weight.detach()[rows].clone())
+
+        return progress
+
+    engine.generate(request(draft=True), pose, progress=look(True))
+    engine.generate(request(), pose, progress=look(False))
+    assert update.abs().max() > 0.01
+    torch.testing.assert_close(seen[True][0], full + update, rtol=0, atol=1e-6)
+    assert torch.equal(seen[True][1], seen[True][0])
+    assert torch.equal(seen[False][0], full) and torch.equal(seen[False][1], full)
+    touched = [key.removeprefix("unet.").removesuffix(".lora_A.weight") for key in saved if "lora_A" in key]
+    # the memory: one float32 copy of each whole layer the LoRA changes
+    assert engine._draft_weights.nbytes == 4 * sum(unet.get_submodule(key).weight.numel() for key in touched)
+
+
 def test_concurrent_draft_and_full_requests_give_the_images_they_give_alone(engine, pose):
     requests = [request(draft=index % 2 == 0, seed=index) for index in range(4)]
     alone = [pixels(engine.generate(item, pose).images) for item in requests]

@@ -40,6 +40,8 @@ def test_run_sh_dry_run_runs_every_step_and_prints_the_table(tmp_path):
     assert tuning["runtime"]["previews"] == "TAESD" and tuning["notices"] == {}
     assert tuning["draft"]["1"]["draft_denoise_s"] < tuning["draft"]["1"]["full_denoise_s"]
     assert tuning["previews"]["1"]["preview_decode_ms"] > 0
+    assert tuning["draft_weights_bytes"] > 0
+    assert set(tuning["draft"]["switch_ms"]) == {"beside_the_weights", "copy_on_cpu"}
     first = json.loads((results / "compile" / "generate_cpu_quick.json").read_text())
     assert "compile off" in first["first_request_s"]
     levers = json.loads((results / "levers" / "levers_cpu_quick.json").read_text())
@@ -51,6 +53,7 @@ def test_run_sh_dry_run_runs_every_step_and_prints_the_table(tmp_path):
         "| 1 sample(s): stock → engine (s) |",
         "| TAESD preview, 1 sample(s) |",
         "| draft vs 8 steps",
+        "a mode switch (ms) |",
     ):
         assert figure in table
     assert "no wheels in" in done.stdout

@@ -154,12 +154,19 @@ def table(out: Path, rows: list[dict]) -> str:
                 f"{100 * row['preview_fraction_of_a_step']:.1f} % of a step; preview_every for ≤ 3 %: "
                 f"{row['preview_every_for_budget']} |"
             )
-    for samples, row in tuning.get("draft", {}).items():
-        if isinstance(row, dict):
+    drafts = tuning.get("draft", {})
+    for samples, row in drafts.items():
+        if samples.isdigit():
             lines.append(
-                f"| draft vs {tuning['draft']['full_steps']} steps, {samples} sample(s) (s) | "
+                f"| draft vs {drafts['full_steps']} steps, {samples} sample(s) (s) | "
                 f"{row['draft_end_to_end_s']} vs {row['full_end_to_end_s']} (×{row['end_to_end_ratio']}) |"
             )
+    if "switch_ms" in drafts:
+        switch = drafts["switch_ms"]
+        lines.append(
+            f"| draft weights {tuning['draft_weights_bytes'] / 2**20:.0f} MB; a mode switch (ms) | "
+            f"{switch['beside_the_weights']} beside them, {switch['copy_on_cpu']} from CPU memory |"
+        )
     levers = _load(out, "levers/levers_*.json")
     for row in levers.get("levers", []):
         if "skipped" not in row:

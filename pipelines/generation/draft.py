@@ -1,12 +1,17 @@
-"""Draft mode: a few-step distilled LoRA (SDXL-Lightning, 4 steps) on the shared UNet, for a quick look at a
-pose, prompt and seed before the full-quality run (the same request with `draft` off).
+"""Draft mode: a few-step distilled LoRA (SDXL-Lightning, 4 steps) merged into a copy of the weights it
+changes, for a quick look at a pose, prompt and seed before the full-quality run (the same request with
+`draft` off).
 
-The LoRA is loaded once, through diffusers' own loader (peft), as a named adapter that is off by default.
-Requests switch it on or off through `AdapterGate`: any number of requests of one mode run together, and a
-request of the other mode waits for them to finish before switching, so a full-quality request never runs
-with the adapter on (or a draft with it off). It costs no second copy of the UNet, only the LoRA's weights;
-the price is that a draft waits for a running full-quality request (GPU jobs run one at a time by default,
-so nothing waits that would not have waited anyway). Why SDXL-Lightning: see benchmarks/README.md.
+The LoRA is loaded once, through diffusers' own loader (peft). Its update is then merged into copies of the
+layers it touches and peft's layers are removed, so both modes run the plain models: a draft step costs what
+a full step costs (peft's per-layer wrappers and unfused attention made it slower), and full mode runs
+exactly the weights it had before the LoRA came. `DraftWeights.swap` exchanges the two sets in place
+(copies, so the fused q/k/v projections, whose parts are views of one tensor, follow). Requests switch
+through `AdapterGate`: any number of requests of one mode run together, and a request of the other mode
+waits for them to finish before swapping, so a full-quality request never runs with the draft's weights (or
+a draft without them). Memory cost: one copy of the touched weights, beside them, or in CPU memory with
+`draft_copy_on_cpu` (pinned on CUDA; every switch then copies them over). Why SDXL-Lightning: see
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from diffusers import StableDiffusionXLControlNetPipeline
-from diffusers.models.attention_processor import AttnProcessor2_0
 
 from pipelines.errors import ModelError
 from pipelines.generation.schedulers import SchedulerSpec
@@ -48,31 +53,81 @@ DRAFT = DraftRecipe(
 )
 
 
-def load_draft_lora(pipeline: StableDiffusionXLControlNetPipeline, folder: Path, weight_name: str) -> int:
-    """Load the LoRA file `folder/weight_name` as the (disabled) draft adapter; returns its size in bytes."""
+def load_draft_lora(
+    pipeline: StableDiffusionXLControlNetPipeline, folder: Path, weight_name: str, copy_on_cpu: bool = False
+) -> DraftWeights:
+    """Load the LoRA file `folder/weight_name` through diffusers' loader, merge it into copies of the weights
+    it changes and take peft's layers out again: the models are left as they were (full mode)."""
     if not (folder / weight_name).is_file():
         raise ModelError(
             f"The draft LoRA file {weight_name} is not in {folder}. Set {ENV_PREFIX}DRAFT_LORA_FILE to the "
             f"LoRA's file name, or {ENV_PREFIX}DRAFT_LORA to the folder or Hub repo holding it."
         )
-    before = _parameter_bytes(pipeline)
     try:
         pipeline.load_lora_weights(str(folder), weight_name=weight_name, adapter_name=ADAPTER)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise ModelError(f"The draft LoRA {folder / weight_name} could not be loaded ({error}).") from error
-    pipeline.disable_lora()
-    return _parameter_bytes(pipeline) - before
+    try:
+        return DraftWeights.merged(pipeline, folder / weight_name, copy_on_cpu)
+    finally:
+        pipeline.unload_lora_weights()
 
 
-def _parameter_bytes(pipeline: StableDiffusionXLControlNetPipeline) -> int:
-    models = (pipeline.unet, pipeline.text_encoder, pipeline.text_encoder_2)
-    unique = {id(p): p for model in models if model is not None for p in model.parameters()}
-    return sum(p.numel() * p.element_size() for p in unique.values())
+class DraftWeights:
+    """For each weight the LoRA changes: the model's parameter and the weights of the mode not in use."""
+
+    def __init__(self, pairs: list[tuple[torch.nn.Parameter, torch.Tensor]]) -> None:
+        self._pairs = pairs
+
+    @classmethod
+    @torch.no_grad()
+    def merged(
+        cls, pipeline: StableDiffusionXLControlNetPipeline, source: Path, copy_on_cpu: bool
+    ) -> DraftWeights:
+        """The draft's weights, W + the LoRA's update (peft's own `get_delta_weight`, summed in float32), for
+        every layer peft wrapped in the UNet and the text encoders; in CPU memory if `copy_on_cpu`."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        pairs = []
+        models = (pipeline.unet, pipeline.text_encoder, pipeline.text_encoder_2)
+        for model in (model for model in models if model is not None):
+            for module in model.modules():
+                if not isinstance(module, BaseTunerLayer) or ADAPTER not in getattr(module, "lora_A", {}):
+                    continue
+                if module.use_dora.get(ADAPTER) or module.lora_bias.get(ADAPTER):
+                    raise ModelError(
+                        f"The draft LoRA {source} is a DoRA or trains biases; Draft mode takes a plain LoRA."
+                    )
+                weight = module.get_base_layer().weight
+                delta = module.get_delta_weight(ADAPTER).to(device=weight.device, dtype=torch.float32)
+                draft = (weight.float() + delta).to(weight.dtype)
+                if copy_on_cpu and weight.device.type != "cpu":
+                    draft = draft.cpu().pin_memory() if weight.device.type == "cuda" else draft.cpu()
+                pairs.append((weight, draft))
+        if not pairs:
+            raise ModelError(f"The draft LoRA {source} changes no layer of this model.")
+        return cls(pairs)
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the draft costs: its copy of the weights it changes."""
+        return sum(other.numel() * other.element_size() for _, other in self._pairs)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        """Put the other mode's weights into the models (bit for bit), keeping this mode's aside."""
+        for parameter, other in self._pairs:
+            current = parameter.detach().clone()
+            parameter.copy_(other, non_blocking=True)
+            other.copy_(current, non_blocking=True)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # the copies into pinned CPU memory are done before anyone reads them
 
 
 class AdapterGate:
     """Requests of one mode (draft or full) run together; one of the other mode waits until they are done,
-    then switches the shared weights. `switch(draft)` must put the models into that mode."""
+    then switches the shared weights. `switch(draft)` must put the models into that mode (it is only called
+    with the mode they are not in)."""
 
     def __init__(self, switch: Callable[[bool], None]) -> None:
         self._switch = switch
@@ -94,24 +149,3 @@ class AdapterGate:
             with self._condition:
                 self._active -= 1
                 self._condition.notify_all()
-
-
-def adapter_switch(pipeline: StableDiffusionXLControlNetPipeline) -> Callable[[bool], None]:
-    """The switch of `pipeline`'s draft adapter. peft wraps q, k and v one by one, so a draft runs the UNet's
-    attention unfused; full mode gets back the processors it had (fused when that lever is on)."""
-    unet = pipeline.unet
-    full_processors = unet.attn_processors
-
-    def switch(draft: bool) -> None:
-        if draft:
-            pipeline.enable_lora()
-            unet.set_attn_processor(AttnProcessor2_0())
-        else:
-            pipeline.disable_lora()
-            unet.set_attn_processor(dict(full_processors))
-
-    return switch
-
-
-def lora_megabytes(size: int) -> str:
-    return f"{size / 2**20:.1f} MB"

@@ -26,7 +26,7 @@ from pipelines.errors import (
     out_of_memory_kind,
 )
 from pipelines.generation import speed
-from pipelines.generation.draft import DRAFT, AdapterGate, adapter_switch, load_draft_lora
+from pipelines.generation.draft import DRAFT, AdapterGate, DraftWeights, load_draft_lora
 from pipelines.generation.inputs import conditioning_for
 from pipelines.generation.presets import (
     DRAFT_SOURCE,
@@ -139,8 +139,8 @@ class GenerationEngine:
         self._pose_providers: dict[str, list[str]] = {}  # model file -> onnxruntime's, once DWPose has run
         self._pipeline: StableDiffusionXLControlNetPipeline | None = None
         self._previewer: Previewer = latent_previews  # TAESD once it loads
-        self._draft_gate: AdapterGate | None = None  # set once the draft LoRA loads
-        self._draft_bytes = 0
+        self._draft_weights: DraftWeights | None = None  # set once the draft LoRA loads
+        self._draft_gate: AdapterGate | None = None
         # Optional model setting -> why it is not in use, for the page to show once (and the logs).
         self.notices: dict[str, str] = {}
         self._load_lock = threading.Lock()
@@ -176,8 +176,9 @@ class GenerationEngine:
         if self._pipeline is not None:
             runtime["speed"] = ", ".join(getattr(self._pipeline, "speed_levers", [])) or "stock"
             runtime["previews"] = "colour map" if self._previewer is latent_previews else "TAESD"
-            if self._draft_gate is not None:
-                runtime["draft"] = f"{DRAFT.name} ({self._draft_bytes / 2**20:.3g} MB)"
+            if self._draft_weights is not None:
+                megabytes = self._draft_weights.nbytes / 2**20
+                runtime["draft"] = f"{DRAFT.name} ({megabytes:.3g} MB of merged weights)"
         if self._pose_providers:
             runtime["pose_providers"] = _providers_text(self._pose_providers)
         return runtime
@@ -240,11 +241,14 @@ class GenerationEngine:
         self._previewer = TaesdPreviews(decoder.to(self.device).eval(), self.settings.preview_size)
 
     def _load_draft(self, pipeline: StableDiffusionXLControlNetPipeline, folder: Path) -> None:
-        self._draft_bytes = load_draft_lora(pipeline, folder, self.settings.draft_lora_file)
-        self._draft_gate = AdapterGate(adapter_switch(pipeline))
+        weights = load_draft_lora(
+            pipeline, folder, self.settings.draft_lora_file, self.settings.draft_copy_on_cpu
+        )
+        self._draft_weights = weights
+        self._draft_gate = AdapterGate(lambda draft: weights.swap())
 
     def _mode(self, request: GenerationRequest) -> AbstractContextManager[None]:
-        """Hold the shared UNet in this request's mode (draft adapter on or off) while it denoises."""
+        """Hold the shared UNet in this request's mode (draft weights in or out) while it denoises."""
         if request.draft and self._draft_gate is None:
             raise ModelError(self.notices.get("draft_lora", "Draft mode is unavailable."))
         return nullcontext() if self._draft_gate is None else self._draft_gate.mode(request.draft)
