@@ -12,7 +12,7 @@ the random full-size SDXL of bench_generate. The timings are valid with random w
   ms per step, and the smallest `preview_every` that keeps the preview under 3 % of the denoising time; plus
   the measured end-to-end cost of previews at every step (a run with previews against one without).
 - draft: the same request at 30 steps (Euler a, guidance 7.5) and as a draft (4 steps, Euler trailing, no
-  guidance), drafts one after another as in the tuning loop: end to end, denoise, the ratio; the memory of
+  guidance), alternately: end to end, denoise, the median of the pairs' ratios; the memory of
   the draft's merged copy of the weights the LoRA changes (CUDA: also allocated bytes after loading), and one
   switch between the modes with that copy beside the weights and in CPU memory.
 """
@@ -156,19 +156,31 @@ def replace_preview_every(engine: GenerationEngine, every: int) -> GenerationEng
 
 
 def draft(engine: GenerationEngine, plan: Plan, steps: int, counts: tuple[int, ...]) -> dict:
-    """Drafts one after another (the tuning loop) against full runs; then what a switch between the two
-    modes costs, with the draft's copy beside the weights (the default) and in CPU memory."""
+    """A full run and a draft of the same request, alternately (Draft, then Final, as a designer works):
+    each pair ran under the same machine conditions, so the ratio is the median of the pairs' ratios. Each
+    request of the pair switches the weights (`switch_ms` below is that cost alone)."""
     rows = {}
     for samples in counts:
-        full = median_runs(engine, benchmark_request(plan, samples, num_inference_steps=steps), plan)
-        quick = median_runs(engine, benchmark_request(plan, samples, draft=True), plan)
+        full_request = benchmark_request(plan, samples, num_inference_steps=steps)
+        draft_request = benchmark_request(plan, samples, draft=True)
+        for _ in range(plan.warmup):
+            run_request(engine, full_request)
+            run_request(engine, draft_request)
+        pairs = [
+            (run_request(engine, full_request), run_request(engine, draft_request)) for _ in range(plan.runs)
+        ]
+
+        def median(values) -> float:
+            return round(statistics.median(values), 4)
+
         rows[str(samples)] = {
-            "full_end_to_end_s": full["end_to_end"],
-            "draft_end_to_end_s": quick["end_to_end"],
-            "full_denoise_s": full["denoise"],
-            "draft_denoise_s": quick["denoise"],
-            "end_to_end_ratio": round(full["end_to_end"] / quick["end_to_end"], 2),
-            "denoise_ratio": round(full["denoise"] / quick["denoise"], 2),
+            "full_end_to_end_s": median(full["end_to_end"] for full, _ in pairs),
+            "draft_end_to_end_s": median(quick["end_to_end"] for _, quick in pairs),
+            "full_denoise_s": median(full["denoise"] for full, _ in pairs),
+            "draft_denoise_s": median(quick["denoise"] for _, quick in pairs),
+            "end_to_end_ratio": round(median(f["end_to_end"] / q["end_to_end"] for f, q in pairs), 2),
+            "denoise_ratio": round(median(f["denoise"] / q["denoise"] for f, q in pairs), 2),
+            "end_to_end_ratios": sorted(round(f["end_to_end"] / q["end_to_end"], 2) for f, q in pairs),
         }
     return {
         "recipe": engine.runtime.get("draft"),

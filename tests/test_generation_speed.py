@@ -237,3 +237,25 @@ def test_guidance_ending_at_zero_is_no_controlnet_at_all(pose, stock_images):
     """Diffusers refuses control_guidance_end=0; the API allows it and it means the ControlNet never acts."""
     ended_at_zero = decoded(STOCK, pose, control_guidance_end=0.0)
     assert torch.equal(ended_at_zero, stock_images["scale 0"])
+
+
+def test_a_request_does_not_walk_the_models_to_find_their_device(pose, monkeypatch):
+    """diffusers' `_execution_device` looks through every module of every model for offload hooks, twice a
+    call; the engine asks once, when the models are placed, and gives each request the answer. (diffusers
+    still asks each text encoder where it runs, a walk of that model alone.)"""
+    import diffusers.hooks.group_offloading as group_offloading
+
+    engine = GenerationEngine.from_settings(Settings(preset="tiny"))
+    engine.load()
+    walks = []
+    original = group_offloading._get_group_onload_device
+    monkeypatch.setattr(
+        group_offloading, "_get_group_onload_device", lambda model: walks.append(model) or original(model)
+    )
+    assert len(engine.generate(request(samples=1), pose).images) == 1
+    assert engine._request_pipeline(request())._execution_device == torch.device("cpu")
+    shared = engine.pipeline
+    assert [id(model) for model in walks] == [id(shared.text_encoder), id(shared.text_encoder_2)]
+    walks.clear()
+    assert shared._execution_device == torch.device("cpu")  # asked directly, diffusers walks the models
+    assert id(shared.unet) in {id(model) for model in walks}
