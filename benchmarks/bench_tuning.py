@@ -196,7 +196,7 @@ def switch_ms(engine: GenerationEngine, plan: Plan) -> dict[str, float]:
     weights = engine._draft_weights
     pinned = engine.device.type == "cuda"
     on_cpu = DraftWeights(
-        [(p, o.cpu().pin_memory() if pinned else o.cpu().clone()) for p, o in weights._pairs]
+        [(p, o.cpu().pin_memory() if pinned else o.cpu().clone()) for p, o in weights._pairs], on_cpu=True
     )
     rounds = 2 * max(plan.runs, 3)
     return {

@@ -50,9 +50,10 @@ class Settings:
     preview_size: int = 512  # longest side of a live preview, in pixels (the gallery's display size)
     draft_lora: str = "ByteDance/SDXL-Lightning"  # few-step LoRA of Draft mode: Hub id or folder; "" = none
     draft_lora_file: str = "sdxl_lightning_4step_lora.safetensors"  # the weight file in draft_lora
-    # Where the draft keeps the weights of the mode not in use: beside the model (fast switches, one copy of
-    # the weights the LoRA changes in GPU memory) or in CPU memory (no GPU memory; a switch copies them over).
-    draft_copy_on_cpu: bool = False
+    # Where the draft keeps the weights of the mode not in use (a copy of every layer the LoRA changes: up to
+    # about 4 GB in fp16 for a LoRA on every linear layer of the SDXL UNet): device (fast switches) | cpu (no
+    # GPU memory; a switch copies them over) | auto (the GPU when it has at least DRAFT_COPY_MIN_GPU_GIB).
+    draft_copy: str = "auto"
     # Speed levers (pipelines/generation/speed.py, LEVERS): numerically safe ones on, compilation off.
     attention: str = "sdpa"  # sdpa (torch picks) | flash | efficient | cudnn | math (CUDA only)
     channels_last: bool = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import types
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from diffusers import AutoencoderTiny
 from pipelines.errors import ModelError, ValidationError
 from pipelines.generation import GenerationEngine, GenerationRequest
 from pipelines.generation.__main__ import build_parser, build_sweep_parser
-from pipelines.generation.draft import DRAFT, AdapterGate
+from pipelines.generation.draft import DRAFT, AdapterGate, copy_on_cpu
 from pipelines.generation.presets import DRAFT_SOURCE, PREVIEW_SOURCE, SINGLE_MODEL_FILES, download_models
 from pipelines.generation.previews import latent_previews
 from pipelines.generation.sweep import plan_sweep
@@ -298,3 +299,17 @@ def test_download_fetches_the_optional_models_too(monkeypatch, tmp_path):
         "OpenPose ControlNet",
         "VAE",
     }
+
+
+def test_where_the_drafts_copy_lives(monkeypatch):
+    """`draft_copy`: as set, or on "auto" the GPU only when it has at least 40 GiB (a 24 GB card keeps its
+    memory for the models and activations); a bad value is refused before anything loads."""
+    assert copy_on_cpu("cpu", torch.device("cpu")) is True
+    assert copy_on_cpu("device", torch.device("cuda")) is False
+    assert copy_on_cpu("auto", torch.device("cpu")) is False  # one memory: nothing to move
+    for gib, on_cpu in ((24, True), (39.9, True), (40, False), (141, False)):
+        card = types.SimpleNamespace(total_memory=int(gib * 2**30))
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device, card=card: card)
+        assert copy_on_cpu("auto", torch.device("cuda")) is on_cpu
+    with pytest.raises(ValidationError, match=r"^POSE_STUDIO_DRAFT_COPY must be one of auto, device, cpu"):
+        GenerationEngine.from_settings(Settings(preset="tiny", draft_copy="gpu"))

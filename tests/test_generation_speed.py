@@ -217,7 +217,7 @@ def test_runtime_reports_device_dtype_and_levers(pose):
         "dtype": "float32",
         "speed": "channels_last=True, fuse_qkv=True, skip_idle_controlnet=True",
         "previews": "TAESD",  # the tiny preset's stand-ins of the optional models
-        "draft": "SDXL-Lightning 4-step LoRA (0.105 MB of merged weights)",
+        "draft": "SDXL-Lightning 4-step LoRA (0.105 MB of merged weights in CPU memory)",
     }
     assert result.to_json()["runtime"] == result.runtime
 

@@ -76,8 +76,9 @@ def test_a_sweeps_duration_adds_up_its_cells():
 
 
 def test_zerogpu_places_the_engine_on_cuda_and_keeps_dwpose_on_the_cpu():
-    assert (zerogpu_settings(Settings()).device, zerogpu_settings(Settings()).pose_device) == ("cuda", "cpu")
-    explicit = Settings(device="cpu", pose_device="cuda")  # an explicit choice stays (the emulation's cpu)
+    placed = zerogpu_settings(Settings())
+    assert (placed.device, placed.pose_device, placed.draft_copy) == ("cuda", "cpu", "device")
+    explicit = Settings(device="cpu", pose_device="cuda", draft_copy="cpu")  # explicit choices stay
     assert zerogpu_settings(explicit) == explicit
 
 

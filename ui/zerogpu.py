@@ -43,7 +43,9 @@ spaces = importlib.import_module("spaces") if importlib.util.find_spec("spaces")
 # The settings ZeroGPU implies where they are left on "auto": the engine is placed on "cuda" (ZeroGPU packs
 # it and moves it onto the worker's GPU), while DWPose stays on CPU onnxruntime in the main process, which
 # has no GPU and spends no one's GPU quota.
-ZEROGPU_SETTINGS = {"device": "cuda", "pose_device": "cpu"}
+# The draft's copy of the weights stays on the GPU: ZeroGPU's slices are large, and its main process cannot
+# ask the GPU how large.
+ZEROGPU_SETTINGS = {"device": "cuda", "pose_device": "cpu", "draft_copy": "device"}
 
 MEGAPIXEL = 1024 * 1024  # an SDXL bucket, the size used when a request leaves it to the pose
 

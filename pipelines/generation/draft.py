@@ -9,8 +9,8 @@ exactly the weights it had before the LoRA came. `DraftWeights.swap` exchanges t
 (copies, so the fused q/k/v projections, whose parts are views of one tensor, follow). Requests switch
 through `AdapterGate`: any number of requests of one mode run together, and a request of the other mode
 waits for them to finish before swapping, so a full-quality request never runs with the draft's weights (or
-a draft without them). Memory cost: one copy of the touched weights, beside them, or in CPU memory with
-`draft_copy_on_cpu` (pinned on CUDA; every switch then copies them over). Why SDXL-Lightning: see
+a draft without them). Memory cost: one copy of the touched weights, beside them, or in CPU memory
+(`draft_copy`; pinned on CUDA, and every switch then copies them over). Why SDXL-Lightning: see
 benchmarks/README.md.
 """
 
@@ -25,11 +25,15 @@ from pathlib import Path
 import torch
 from diffusers import StableDiffusionXLControlNetPipeline
 
-from pipelines.errors import ModelError
+from pipelines.errors import ModelError, ValidationError
 from pipelines.generation.schedulers import SchedulerSpec
 from pipelines.settings import ENV_PREFIX
 
 ADAPTER = "draft"
+DRAFT_COPY_CHOICES = ("auto", "device", "cpu")
+# With draft_copy "auto", the copy stays on a GPU with at least this much memory. SDXL + ControlNet take about
+# 9.4 GB in fp16 and 4 samples at 1024² several more; the copy adds about 4 GB, too much for a 24 GB card.
+DRAFT_COPY_MIN_GPU_GIB = 40
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,24 @@ DRAFT = DraftRecipe(
 )
 
 
+def check_draft_copy(setting: str) -> None:
+    if setting not in DRAFT_COPY_CHOICES:
+        raise ValidationError(
+            f"{ENV_PREFIX}DRAFT_COPY must be one of {', '.join(DRAFT_COPY_CHOICES)} (got {setting!r})"
+        )
+
+
+def copy_on_cpu(setting: str, device: torch.device) -> bool:
+    """Whether the draft's copy goes to CPU memory: `draft_copy` as set, or on "auto" whenever the device is a
+    GPU with less than DRAFT_COPY_MIN_GPU_GIB (on a CPU the two are the same memory)."""
+    check_draft_copy(setting)
+    if setting != "auto" or device.type != "cuda":
+        return setting == "cpu"
+    return torch.cuda.get_device_properties(device).total_memory < DRAFT_COPY_MIN_GPU_GIB * 2**30
+
+
 def load_draft_lora(
-    pipeline: StableDiffusionXLControlNetPipeline, folder: Path, weight_name: str, copy_on_cpu: bool = False
+    pipeline: StableDiffusionXLControlNetPipeline, folder: Path, weight_name: str, on_cpu: bool = False
 ) -> DraftWeights:
     """Load the LoRA file `folder/weight_name` through diffusers' loader, merge it into copies of the weights
     it changes and take peft's layers out again: the models are left as they were (full mode)."""
@@ -68,7 +88,7 @@ def load_draft_lora(
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise ModelError(f"The draft LoRA {folder / weight_name} could not be loaded ({error}).") from error
     try:
-        return DraftWeights.merged(pipeline, folder / weight_name, copy_on_cpu)
+        return DraftWeights.merged(pipeline, folder / weight_name, on_cpu)
     finally:
         pipeline.unload_lora_weights()
 
@@ -76,16 +96,17 @@ def load_draft_lora(
 class DraftWeights:
     """For each weight the LoRA changes: the model's parameter and the weights of the mode not in use."""
 
-    def __init__(self, pairs: list[tuple[torch.nn.Parameter, torch.Tensor]]) -> None:
+    def __init__(self, pairs: list[tuple[torch.nn.Parameter, torch.Tensor]], on_cpu: bool) -> None:
         self._pairs = pairs
+        self.on_cpu = on_cpu  # where the weights of the mode not in use wait
 
     @classmethod
     @torch.no_grad()
     def merged(
-        cls, pipeline: StableDiffusionXLControlNetPipeline, source: Path, copy_on_cpu: bool
+        cls, pipeline: StableDiffusionXLControlNetPipeline, source: Path, on_cpu: bool
     ) -> DraftWeights:
         """The draft's weights, W + the LoRA's update (peft's own `get_delta_weight`, summed in float32), for
-        every layer peft wrapped in the UNet and the text encoders; in CPU memory if `copy_on_cpu`."""
+        every layer peft wrapped in the UNet and the text encoders; in CPU memory if `on_cpu`."""
         from peft.tuners.tuners_utils import BaseTunerLayer
 
         pairs = []
@@ -101,12 +122,12 @@ class DraftWeights:
                 weight = module.get_base_layer().weight
                 delta = module.get_delta_weight(ADAPTER).to(device=weight.device, dtype=torch.float32)
                 draft = (weight.float() + delta).to(weight.dtype)
-                if copy_on_cpu and weight.device.type != "cpu":
+                if on_cpu and weight.device.type != "cpu":
                     draft = draft.cpu().pin_memory() if weight.device.type == "cuda" else draft.cpu()
                 pairs.append((weight, draft))
         if not pairs:
             raise ModelError(f"The draft LoRA {source} changes no layer of this model.")
-        return cls(pairs)
+        return cls(pairs, on_cpu or all(weight.device.type == "cpu" for weight, _ in pairs))
 
     @property
     def nbytes(self) -> int:

@@ -26,7 +26,14 @@ from pipelines.errors import (
     out_of_memory_kind,
 )
 from pipelines.generation import speed
-from pipelines.generation.draft import DRAFT, AdapterGate, DraftWeights, load_draft_lora
+from pipelines.generation.draft import (
+    DRAFT,
+    AdapterGate,
+    DraftWeights,
+    check_draft_copy,
+    copy_on_cpu,
+    load_draft_lora,
+)
 from pipelines.generation.inputs import conditioning_for
 from pipelines.generation.presets import (
     DRAFT_SOURCE,
@@ -148,6 +155,7 @@ class GenerationEngine:
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(settings.dtype, self.device)
         speed.check_settings(settings)
+        check_draft_copy(settings.draft_copy)
         self._pose_estimator = pose_estimator
         self._pose_providers: dict[str, list[str]] = {}  # model file -> onnxruntime's, once DWPose has run
         self._pipeline: StableDiffusionXLControlNetPipeline | None = None
@@ -191,8 +199,9 @@ class GenerationEngine:
             runtime["speed"] = ", ".join(getattr(self._pipeline, "speed_levers", [])) or "stock"
             runtime["previews"] = "colour map" if self._previewer is latent_previews else "TAESD"
             if self._draft_weights is not None:
-                megabytes = self._draft_weights.nbytes / 2**20
-                runtime["draft"] = f"{DRAFT.name} ({megabytes:.3g} MB of merged weights)"
+                weights = self._draft_weights
+                place = "in CPU memory" if weights.on_cpu else "beside the model"
+                runtime["draft"] = f"{DRAFT.name} ({weights.nbytes / 2**20:.3g} MB of merged weights {place})"
         if self._pose_providers:
             runtime["pose_providers"] = _providers_text(self._pose_providers)
         return runtime
@@ -256,9 +265,8 @@ class GenerationEngine:
         self._previewer = TaesdPreviews(decoder.to(self.device).eval(), self.settings.preview_size)
 
     def _load_draft(self, pipeline: StableDiffusionXLControlNetPipeline, folder: Path) -> None:
-        weights = load_draft_lora(
-            pipeline, folder, self.settings.draft_lora_file, self.settings.draft_copy_on_cpu
-        )
+        on_cpu = copy_on_cpu(self.settings.draft_copy, self.device)
+        weights = load_draft_lora(pipeline, folder, self.settings.draft_lora_file, on_cpu)
         self._draft_weights = weights
         self._draft_gate = AdapterGate(lambda draft: weights.swap())
 
