@@ -25,6 +25,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,6 +90,10 @@ def timed_runs(call, warmup: int, runs: int) -> list[float]:
         call()
         seconds.append(time.perf_counter() - started)
     return seconds
+
+
+def median(values: Iterable[float]) -> float:
+    return round(statistics.median(values), 4)
 
 
 def ms(values: list[float]) -> float:
@@ -169,9 +174,6 @@ def draft(engine: GenerationEngine, plan: Plan, steps: int, counts: tuple[int, .
         pairs = [
             (run_request(engine, full_request), run_request(engine, draft_request)) for _ in range(plan.runs)
         ]
-
-        def median(values) -> float:
-            return round(statistics.median(values), 4)
 
         rows[str(samples)] = {
             "full_end_to_end_s": median(full["end_to_end"] for full, _ in pairs),

@@ -9,7 +9,7 @@ from pipelines.pose import models
 from pipelines.pose.estimator import PoseEstimator, PoseModels
 from pipelines.pose.models import CPU, CUDA, DETECTOR_FILE, POSE_FILE, create_session, model_files
 from pipelines.settings import Settings
-from ui.page import POSE_GPU_FALLBACK, create_demo, runtime_line
+from ui.page import POSE_GPU_FALLBACK, RUNTIME_PENDING, create_demo, runtime_line
 from ui.studio import PoseStudio
 
 TINY = {"preset": "tiny", "pose_models": "tiny"}
@@ -71,7 +71,8 @@ def test_cuda_libraries_are_preloaded_only_when_cuda_is_asked_for(tmp_path, monk
 def test_the_line_is_on_the_page_and_adds_no_endpoint(tmp_path):
     demo = create_demo(PoseStudio(Settings(cache_dir=str(tmp_path), **TINY)))
     line = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "runtime")
-    assert line.value is None  # filled on page load: building the page imports no model library
+    # filled on page load (building the page imports no model library); until then it says it is checking
+    assert line.value == RUNTIME_PENDING == "Runs on: checking the devices…"
     (fill,) = [fn for fn in demo.fns.values() if fn.outputs == [line]]
     assert fill.fn() == "Runs on: DWPose: CPU · SDXL (tiny stand-in): cpu fp32"
     assert {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"} == {

@@ -52,6 +52,9 @@ POSE_GPU_FALLBACK = (
 )
 
 
+RUNTIME_PENDING = "Runs on: checking the devices…"
+
+
 def runtime_line(studio: PoseStudio) -> str:
     """Where each model runs, e.g. "DWPose: CUDA · SDXL: cuda fp16": the sessions' providers once DWPose has
     run, before that the providers this onnxruntime will give it; with a warning when a GPU was asked for
@@ -104,8 +107,11 @@ def create_demo(studio: PoseStudio) -> gr.Blocks:
         sweep.build(settings.sweep_max_cells)
         # Filled when the page loads, not when it is built: the line needs torch and onnxruntime, which are
         # imported after the first page is served (pipelines/preload.py); it is read again on every load.
-        runtime = gr.Markdown(elem_id="runtime")
-        demo.load(lambda: runtime_line(studio), None, runtime, queue=False, **UI_EVENT)
+        # Until then it says so, rather than showing Gradio's bare timer.
+        runtime = gr.Markdown(RUNTIME_PENDING, elem_id="runtime")
+        demo.load(
+            lambda: runtime_line(studio), None, runtime, queue=False, show_progress="hidden", **UI_EVENT
+        )
 
         look = [generation.fields[name] for name in ("auto_size", "width", "height", "thick_lines")]
         pose.wire(look, generation.fields["prompt"], heavy, gpu)
