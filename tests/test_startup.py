@@ -59,7 +59,7 @@ def test_building_the_page_imports_no_model_library(tmp_path):
     assert built["dependencies"] >= 30
 
 
-def test_skipping_stub_regeneration_leaves_gradio_and_its_stubs_as_installed(tmp_path):
+def test_skipping_stub_regeneration_leaves_gradio_and_its_stubs_as_installed():
     """In a fresh process: the hook is in place before gradio, components defined afterwards (ours too) work
     and get their event methods, and no `.pyi` file in the installed Gradio is touched."""
     script = """
